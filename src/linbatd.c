@@ -1,0 +1,261 @@
+/*
+ * linbatd.c: the daemon's main(). It reads the config, checks or applies the
+ * migrations, and runs one libevent loop that serves HTTP and talks to
+ * PostgreSQL. Signals are loop events: SIGTERM/SIGINT stop accepting and
+ * finish what is in flight, SIGHUP reloads the reloadable keys.
+ */
+#include "config.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "log.h"
+#include "migrate.h"
+#include "server.h"
+#include "util.h"
+#include "version.h"
+
+#define LINBATD_DRAIN_POLL_MS 20
+
+static struct server srv;
+static struct event *linbatd_drain_timer;
+static uint64_t linbatd_stop_deadline;
+
+static const char linbatd_usage[] =
+    "usage: linbatd [-t] [--migrate] [-c FILE]\n"
+    "\n"
+    "  -c, --config FILE  configuration file (default " LINBAT_SYSCONFDIR "/linbat.conf)\n"
+    "  -t, --test         check the configuration and exit\n"
+    "      --migrate      apply pending database migrations, then run\n"
+    "  -V, --version      print the versions of linbatd and its libraries\n"
+    "  -h, --help         print this help\n";
+
+/* The channel types this build knows; none until the channel modules register theirs. */
+static const struct conf_key *
+linbatd_channel_schema(const char *type, size_t *n)
+{
+	*n = 0;
+	return NULL;
+}
+
+/* Apply the keys that may change while running (at start and on SIGHUP). */
+static void
+linbatd_apply_reloadable(struct conf *conf)
+{
+	log_set_level(log_level_parse(conf_str(conf, "daemon", "log_level")));
+	log_set_format(strcmp(conf_str(conf, "daemon", "log_format"), "json") == 0 ? LOG_FORMAT_JSON :
+	    LOG_FORMAT_TEXT);
+	if (srv.http != NULL)
+		http_set_max_body(srv.http, (size_t)conf_int(conf, "daemon", "max_body"));
+}
+
+/* Connect, blocking, before the loop runs; NULL with *cause. */
+static PGconn *
+linbatd_connect(char **cause)
+{
+	PGconn *conn = PQconnectdb(conf_str(srv.conf, "database", "url"));
+
+	if (PQstatus(conn) != CONNECTION_OK) {
+		xasprintf(cause, "Cannot connect to PostgreSQL: %s", PQerrorMessage(conn));
+		PQfinish(conn);
+		return NULL;
+	}
+	return conn;
+}
+
+/* Apply migrations (--migrate) or refuse a database this program cannot run on. */
+static int
+linbatd_check_schema(int apply, char **cause)
+{
+	PGconn *conn = linbatd_connect(cause);
+	size_t pending = 0;
+	PGresult *res;
+	int rc;
+
+	if (conn == NULL)
+		return apply ? -1 : 0; /* without --migrate, start anyway and reconnect */
+	if (apply)
+		rc = migrate_apply(conn, &srv.migrations, 0, NULL, NULL, cause);
+	else {
+		res = PQexec(conn, MIGRATE_APPLIED_SQL);
+		rc = 0;
+		if (PQresultStatus(res) == PGRES_TUPLES_OK)
+			rc = migrate_check_rows(&srv.migrations, res, &pending, cause);
+		else
+			pending = srv.migrations.n;
+		if (rc == 0 && pending > 0)
+			log_warn("linbatd", "Migrations are pending; /healthz answers 503 until they are applied. "
+			    "pending=%zu", pending);
+		PQclear(res);
+	}
+	PQfinish(conn);
+	return rc;
+}
+
+/* Every few ms while stopping: exit the loop once nothing is in flight, or at the deadline. */
+static void
+linbatd_drain(evutil_socket_t fd, short what, void *arg)
+{
+	struct timeval tv = { 0, LINBATD_DRAIN_POLL_MS * 1000 };
+
+	if (http_inflight(srv.http) == 0 || util_mono_ms() >= linbatd_stop_deadline) {
+		if (http_inflight(srv.http) > 0)
+			log_warn("linbatd", "Stopping with requests still in flight. inflight=%d",
+			    http_inflight(srv.http));
+		event_base_loopexit(srv.base, NULL);
+		return;
+	}
+	evtimer_add(linbatd_drain_timer, &tv);
+}
+
+/* SIGTERM or SIGINT: stop accepting, let in-flight work finish. */
+static void
+linbatd_sigterm(evutil_socket_t sig, short what, void *arg)
+{
+	if (srv.stopping)
+		return;
+	srv.stopping = 1;
+	log_info("linbatd", "Stopping. signal=%d", (int)sig);
+	http_stop_accepting(srv.http);
+	linbatd_stop_deadline = util_mono_ms() + (uint64_t)conf_int(srv.conf, "daemon", "shutdown_timeout");
+	linbatd_drain_timer = evtimer_new(srv.base, linbatd_drain, NULL);
+	linbatd_drain(-1, 0, NULL);
+}
+
+/* SIGHUP: read the file again and apply what may change without a restart. */
+static void
+linbatd_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	struct conf *next;
+	char *cause = NULL;
+
+	next = conf_load(srv.conf_path, linbatd_channel_schema, &cause);
+	if (next != NULL && conf_check_reload(srv.conf, next, &cause) != 0) {
+		conf_free(next);
+		next = NULL;
+	}
+	if (next == NULL) {
+		log_error("linbatd", "Reload refused; the old configuration stays. reason=\"%s\"", cause);
+		free(cause);
+		return;
+	}
+	conf_free(srv.conf);
+	srv.conf = next;
+	linbatd_apply_reloadable(srv.conf);
+	log_info("linbatd", "Configuration reloaded. file=%s", srv.conf_path);
+}
+
+/* Make the loop, the pool and the HTTP server; -1 with *cause. */
+static int
+linbatd_start(char **cause)
+{
+	char host[64];
+
+	srv.base = event_base_new();
+	if (srv.base == NULL) {
+		*cause = xstrdup("Could not create the event loop.");
+		return -1;
+	}
+	gethostname(host, sizeof host);
+	host[sizeof host - 1] = '\0';
+	snprintf(srv.owner, sizeof srv.owner, "%s:%ld", host, (long)getpid());
+	srv.db = db_create(srv.base, conf_str(srv.conf, "database", "url"),
+	    (int)conf_int(srv.conf, "database", "pool_size"), cause);
+	if (srv.db == NULL)
+		return -1;
+	db_set_query_timeout(srv.db, (int)conf_int(srv.conf, "database", "query_timeout"));
+	if ((srv.http = http_create(srv.base, cause)) == NULL)
+		return -1;
+	linbatd_apply_reloadable(srv.conf);
+	health_init(&srv);
+	if (http_listen(srv.http, conf_str(srv.conf, "daemon", "listen"), cause) != 0)
+		return -1;
+	return 0;
+}
+
+/* Run the loop until a stop signal; returns the exit status. */
+static int
+linbatd_run(void)
+{
+	struct event *sigs[3];
+
+	signal(SIGPIPE, SIG_IGN);
+	sigs[0] = evsignal_new(srv.base, SIGTERM, linbatd_sigterm, NULL);
+	sigs[1] = evsignal_new(srv.base, SIGINT, linbatd_sigterm, NULL);
+	sigs[2] = evsignal_new(srv.base, SIGHUP, linbatd_sighup, NULL);
+	for (size_t i = 0; i < nitems(sigs); i++)
+		evsignal_add(sigs[i], NULL);
+	log_info("linbatd", "Started. version=%s pid=%ld", PACKAGE_VERSION, (long)getpid());
+	event_base_dispatch(srv.base);
+	for (size_t i = 0; i < nitems(sigs); i++)
+		event_free(sigs[i]);
+	if (linbatd_drain_timer != NULL)
+		event_free(linbatd_drain_timer);
+	http_destroy(srv.http);
+	db_destroy(srv.db);
+	log_info("linbatd", "Stopped.");
+	event_base_free(srv.base);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "test", no_argument, NULL, 't' },
+		{ "migrate", no_argument, NULL, 'm' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch, test = 0, migrate = 0, rc;
+	char *cause = NULL;
+
+	srv.conf_path = xstrdup(LINBAT_SYSCONFDIR "/linbat.conf");
+	while ((ch = getopt_long(argc, argv, "c:tVh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			free(srv.conf_path);
+			srv.conf_path = xstrdup(optarg);
+			break;
+		case 't': test = 1; break;
+		case 'm': migrate = 1; break;
+		case 'V': version_print(stdout, "linbatd"); return 0;
+		case 'h': fputs(linbatd_usage, stdout); return 0;
+		default: fputs(linbatd_usage, stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		fputs(linbatd_usage, stderr);
+		return 2;
+	}
+	if ((srv.conf = conf_load(srv.conf_path, linbatd_channel_schema, &cause)) == NULL) {
+		fprintf(stderr, "linbatd: %s\n", cause);
+		return 1;
+	}
+	if (test) {
+		printf("linbatd: the configuration %s is valid.\n", srv.conf_path);
+		return 0;
+	}
+	linbatd_apply_reloadable(srv.conf);
+	rc = migrate_scan(conf_str(srv.conf, "daemon", "migrations_dir"), &srv.migrations, &cause);
+	if (rc == 0)
+		rc = linbatd_check_schema(migrate, &cause);
+	if (rc == 0)
+		rc = linbatd_start(&cause);
+	if (rc != 0) {
+		log_error("linbatd", "Cannot start. reason=\"%s\"", cause);
+		return 1;
+	}
+	rc = linbatd_run();
+	migrate_free(&srv.migrations);
+	conf_free(srv.conf);
+	free(srv.conf_path);
+	return rc;
+}
