@@ -8,7 +8,9 @@
 
 #include <event2/event.h>
 
+#include "channel.h"
 #include "conf.h"
+#include "curlev.h"
 #include "db.h"
 #include "http.h"
 #include "migrate.h"
@@ -20,11 +22,18 @@ struct server {
 	struct db *db;
 	struct http_server *http;
 	struct migration_set migrations;
+	struct curlev *curl;
+	struct channel_env env;       /* what every channel instance is lent */
+	struct channel **channels;    /* one per [channel NAME] section */
+	size_t nchannels;
+	struct dispatch *dispatch;
 	char owner[96];  /* "host:pid", the lease owner of claimed work */
 	int stopping;
 };
 
 /* Register GET /healthz. */
 void health_init(struct server *);
+/* The channel instance called name, or NULL. */
+struct channel *server_channel(struct server *, const char *name);
 
 #endif
