@@ -29,6 +29,10 @@ struct ctl_cmd {
 	int (*fn)(struct ctl *, int argc, char **argv);
 };
 
+/* The command tables of the modules (ctl-*.c). */
+extern const struct ctl_cmd ctl_operator_cmds[];
+extern const size_t ctl_operator_ncmds;
+
 /* Print "usage: linbatctl USAGE" and return 2. */
 int ctl_usage_error(struct ctl *, const char *usage);
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "channel.h"
 #include "conf.h"
 #include "ctl.h"
 #include "log.h"
@@ -38,11 +39,13 @@ static const char ctl_usage_head[] =
     "commands:\n";
 
 /* Every command table, builtin first; the other modules add theirs here. */
+static const size_t ctl_builtin_ncmds = nitems(ctl_builtin);
 static const struct {
 	const struct ctl_cmd *cmds;
-	size_t n;
+	const size_t *n;
 } ctl_tables[] = {
-	{ ctl_builtin, nitems(ctl_builtin) },
+	{ ctl_builtin, &ctl_builtin_ncmds },
+	{ ctl_operator_cmds, &ctl_operator_ncmds },
 };
 
 /* Print the usage with every command. */
@@ -53,7 +56,7 @@ ctl_usage(FILE *f)
 
 	fputs(ctl_usage_head, f);
 	for (t = 0; t < nitems(ctl_tables); t++) {
-		for (i = 0; i < ctl_tables[t].n; i++)
+		for (i = 0; i < *ctl_tables[t].n; i++)
 			fprintf(f, "  %-34s %s\n", ctl_tables[t].cmds[i].usage, ctl_tables[t].cmds[i].help);
 	}
 }
@@ -65,19 +68,11 @@ ctl_find(const char *name)
 	size_t t, i;
 
 	for (t = 0; t < nitems(ctl_tables); t++) {
-		for (i = 0; i < ctl_tables[t].n; i++) {
+		for (i = 0; i < *ctl_tables[t].n; i++) {
 			if (strcmp(ctl_tables[t].cmds[i].name, name) == 0)
 				return &ctl_tables[t].cmds[i];
 		}
 	}
-	return NULL;
-}
-
-/* linbatctl has no channel types to validate beyond the generic keys. */
-static const struct conf_key *
-ctl_channel_schema(const char *type, size_t *n)
-{
-	*n = 0;
 	return NULL;
 }
 
@@ -89,7 +84,7 @@ ctl_prepare(struct ctl *ctl, int need)
 	const char *url;
 
 	if ((need & CTL_NEED_CONF) || ctl->conninfo == NULL) {
-		ctl->conf = conf_load(ctl->conf_path, ctl_channel_schema, &cause);
+		ctl->conf = conf_load(ctl->conf_path, channel_schema, &cause);
 		if (ctl->conf == NULL) {
 			fprintf(stderr, "linbatctl: %s\n", cause);
 			free(cause);

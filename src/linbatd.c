@@ -13,12 +13,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "channel.h"
 #include "conf.h"
+#include "dispatch.h"
 #include "log.h"
 #include "migrate.h"
 #include "server.h"
 #include "util.h"
 #include "version.h"
+#include "api.h"
 
 #define LINBATD_DRAIN_POLL_MS 20
 
@@ -34,14 +37,6 @@ static const char linbatd_usage[] =
     "      --migrate      apply pending database migrations, then run\n"
     "  -V, --version      print the versions of linbatd and its libraries\n"
     "  -h, --help         print this help\n";
-
-/* The channel types this build knows; none until the channel modules register theirs. */
-static const struct conf_key *
-linbatd_channel_schema(const char *type, size_t *n)
-{
-	*n = 0;
-	return NULL;
-}
 
 /* Apply the keys that may change while running (at start and on SIGHUP). */
 static void
@@ -68,6 +63,27 @@ linbatd_connect(char **cause)
 	return conn;
 }
 
+/* Register the configured instances before any webhook can name them. */
+static void
+linbatd_register_sync(PGconn *conn)
+{
+	const struct channel_type *type;
+	const char *params[2];
+	PGresult *res;
+	size_t i;
+
+	for (i = 0; i < conf_channel_count(srv.conf); i++) {
+		type = channel_type_find(conf_channel_type(conf_channel(srv.conf, i)));
+		params[0] = conf_channel_name(conf_channel(srv.conf, i));
+		params[1] = type->kind;
+		res = PQexecParams(conn, "select linbat.channel_register($1, $2)", 2, NULL, params, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK)
+			log_warn("linbatd", "Could not register a channel instance. instance=%s reason=\"%s\"",
+			    params[0], PQresultErrorMessage(res));
+		PQclear(res);
+	}
+}
+
 /* Apply migrations (--migrate) or refuse a database this program cannot run on. */
 static int
 linbatd_check_schema(int apply, char **cause)
@@ -81,6 +97,7 @@ linbatd_check_schema(int apply, char **cause)
 		return apply ? -1 : 0; /* without --migrate, start anyway and reconnect */
 	if (apply)
 		rc = migrate_apply(conn, &srv.migrations, 0, NULL, NULL, cause);
+
 	else {
 		res = PQexec(conn, MIGRATE_APPLIED_SQL);
 		rc = 0;
@@ -93,6 +110,8 @@ linbatd_check_schema(int apply, char **cause)
 			    "pending=%zu", pending);
 		PQclear(res);
 	}
+	if (rc == 0 && pending == 0)
+		linbatd_register_sync(conn);
 	PQfinish(conn);
 	return rc;
 }
@@ -103,10 +122,12 @@ linbatd_drain(evutil_socket_t fd, short what, void *arg)
 {
 	struct timeval tv = { 0, LINBATD_DRAIN_POLL_MS * 1000 };
 
-	if (http_inflight(srv.http) == 0 || util_mono_ms() >= linbatd_stop_deadline) {
-		if (http_inflight(srv.http) > 0)
-			log_warn("linbatd", "Stopping with requests still in flight. inflight=%d",
-			    http_inflight(srv.http));
+	int busy = http_inflight(srv.http) + dispatch_inflight(srv.dispatch);
+
+	if (busy == 0 || util_mono_ms() >= linbatd_stop_deadline) {
+		if (busy > 0)
+			log_warn("linbatd", "Stopping with work still in flight. requests=%d sends=%d",
+			    http_inflight(srv.http), dispatch_inflight(srv.dispatch));
 		event_base_loopexit(srv.base, NULL);
 		return;
 	}
@@ -122,6 +143,9 @@ linbatd_sigterm(evutil_socket_t sig, short what, void *arg)
 	srv.stopping = 1;
 	log_info("linbatd", "Stopping. signal=%d", (int)sig);
 	http_stop_accepting(srv.http);
+	dispatch_stop(srv.dispatch);
+	for (size_t i = 0; i < srv.nchannels; i++)
+		channel_stop(srv.channels[i], 1);
 	linbatd_stop_deadline = util_mono_ms() + (uint64_t)conf_int(srv.conf, "daemon", "shutdown_timeout");
 	linbatd_drain_timer = evtimer_new(srv.base, linbatd_drain, NULL);
 	linbatd_drain(-1, 0, NULL);
@@ -134,7 +158,7 @@ linbatd_sighup(evutil_socket_t sig, short what, void *arg)
 	struct conf *next;
 	char *cause = NULL;
 
-	next = conf_load(srv.conf_path, linbatd_channel_schema, &cause);
+	next = conf_load(srv.conf_path, channel_schema, &cause);
 	if (next != NULL && conf_check_reload(srv.conf, next, &cause) != 0) {
 		conf_free(next);
 		next = NULL;
@@ -148,6 +172,71 @@ linbatd_sighup(evutil_socket_t sig, short what, void *arg)
 	srv.conf = next;
 	linbatd_apply_reloadable(srv.conf);
 	log_info("linbatd", "Configuration reloaded. file=%s", srv.conf_path);
+}
+
+struct channel *
+server_channel(struct server *s, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < s->nchannels; i++) {
+		if (strcmp(s->channels[i]->name, name) == 0)
+			return s->channels[i];
+	}
+	return NULL;
+}
+
+/* /webhooks/NAME and below: hand the request to the instance's adapter. */
+static void
+linbatd_webhook(struct http_req *hr, void *arg)
+{
+	struct channel *ch = server_channel(&srv, http_req_param(hr, "name"));
+
+	if (ch == NULL || ch->type->inbound == NULL || !ch->enabled)
+		http_reply_error(hr, HTTP_ERR_NOT_FOUND, "No channel instance of that name takes webhooks.");
+	else if (srv.stopping)
+		http_reply_error(hr, HTTP_ERR_UNAVAILABLE, "The daemon is stopping.");
+	else
+		ch->type->inbound(ch, hr);
+}
+
+/* The database knows the instance after this (fallback looks for one of a kind). */
+static void
+linbatd_registered(const PGresult *res, const char *error, const char *sqlstate, void *arg)
+{
+	struct channel *ch = arg;
+
+	if (error != NULL)
+		log_warn("linbatd", "Could not register a channel instance; it is retried at the next start. "
+		    "instance=%s reason=\"%s\"", ch->name, error);
+}
+
+/* Make and start one instance per [channel NAME] section. */
+static int
+linbatd_channels(char **cause)
+{
+	const struct conf_section *sec;
+	const char *params[2];
+	struct channel *ch;
+	size_t i;
+
+	srv.env.base = srv.base;
+	srv.env.db = srv.db;
+	srv.env.curl = srv.curl;
+	srv.env.public_url = conf_str(srv.conf, "daemon", "public_url");
+	srv.channels = xcalloc(conf_channel_count(srv.conf) + 1, sizeof *srv.channels);
+	for (i = 0; i < conf_channel_count(srv.conf); i++) {
+		sec = conf_channel(srv.conf, i);
+		if ((ch = channel_create(sec, &srv.env, cause)) == NULL)
+			return -1;
+		srv.channels[srv.nchannels++] = ch;
+		if (channel_start(ch, cause) != 0)
+			return -1;
+		params[0] = ch->name;
+		params[1] = ch->type->kind;
+		db_query(srv.db, "select linbat.channel_register($1, $2)", 2, params, linbatd_registered, ch);
+	}
+	return 0;
 }
 
 /* Make the loop, the pool and the HTTP server; -1 with *cause. */
@@ -171,8 +260,19 @@ linbatd_start(char **cause)
 	db_set_query_timeout(srv.db, (int)conf_int(srv.conf, "database", "query_timeout"));
 	if ((srv.http = http_create(srv.base, cause)) == NULL)
 		return -1;
+	if ((srv.curl = curlev_create(srv.base, cause)) == NULL)
+		return -1;
 	linbatd_apply_reloadable(srv.conf);
 	health_init(&srv);
+	api_init(&srv);
+	http_route(srv.http, NULL, "/webhooks/{name}", linbatd_webhook, NULL);
+	http_route(srv.http, NULL, "/webhooks/{name}/*", linbatd_webhook, NULL);
+	http_set_static_dir(srv.http, conf_str(srv.conf, "daemon", "web_dir"));
+	if (linbatd_channels(cause) != 0)
+		return -1;
+	if ((srv.dispatch = dispatch_create(&srv, cause)) == NULL)
+		return -1;
+	dispatch_start(srv.dispatch);
 	if (http_listen(srv.http, conf_str(srv.conf, "daemon", "listen"), cause) != 0)
 		return -1;
 	return 0;
@@ -197,6 +297,11 @@ linbatd_run(void)
 	if (linbatd_drain_timer != NULL)
 		event_free(linbatd_drain_timer);
 	http_destroy(srv.http);
+	dispatch_destroy(srv.dispatch);
+	for (size_t i = 0; i < srv.nchannels; i++)
+		channel_destroy(srv.channels[i]);
+	free(srv.channels);
+	curlev_destroy(srv.curl);
 	db_destroy(srv.db);
 	log_info("linbatd", "Stopped.");
 	event_base_free(srv.base);
@@ -235,7 +340,7 @@ main(int argc, char **argv)
 		fputs(linbatd_usage, stderr);
 		return 2;
 	}
-	if ((srv.conf = conf_load(srv.conf_path, linbatd_channel_schema, &cause)) == NULL) {
+	if ((srv.conf = conf_load(srv.conf_path, channel_schema, &cause)) == NULL) {
 		fprintf(stderr, "linbatd: %s\n", cause);
 		return 1;
 	}
