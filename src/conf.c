@@ -837,6 +837,28 @@ conf_bind_channel(struct conf_loader *cl, struct conf_section *sec)
 	sec->type = conf_find_entry(sec, "type")->value;
 }
 
+/*
+ * In a postgresql:// URI the password is also written percent-encoded
+ * ("p%40ss"), and a logged URI shows that form: register it too.
+ */
+static void
+conf_add_uri_password(const char *uri)
+{
+	const char *user, *at, *colon;
+	char *raw;
+
+	if ((user = strstr(uri, "://")) == NULL)
+		return;
+	user += 3;
+	if ((at = strchr(user, '@')) == NULL || (size_t)(at - user) > strcspn(user, "/?"))
+		return;
+	if ((colon = memchr(user, ':', at - user)) == NULL)
+		return;
+	raw = xstrndup(colon + 1, at - colon - 1);
+	log_add_secret(raw);
+	free(raw);
+}
+
 /* Register the secret part of an entry's value with the log. */
 static void
 conf_add_secret(const struct conf_entry *e)
@@ -849,6 +871,8 @@ conf_add_secret(const struct conf_entry *e)
 		log_add_secret(e->value);
 		return;
 	}
+	if (strncmp(e->value, "postgres", 8) == 0)
+		conf_add_uri_password(e->value);
 	if ((opts = PQconninfoParse(e->value, NULL)) == NULL)
 		return;
 	for (o = opts; o->keyword != NULL; o++) {

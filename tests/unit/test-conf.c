@@ -524,6 +524,14 @@ test_log_secrets(void)
 			 "metrics=mt-t0ken sms=sms-t0ken");
 }
 
+/* A log line with a URI's password in both its forms. */
+static void
+test_log_uri(void)
+{
+	log_info("test", "Connecting. url=postgresql://linbat:p%%40ss-w0rd@db.example/linbat "
+			 "password=p@ss-w0rd");
+}
+
 /* Secret values, and only the password of the database URL, are kept out of the log. */
 static void
 test_secrets(void **state)
@@ -540,6 +548,15 @@ test_secrets(void **state)
 	assert_null(strstr(out, "mt-t0ken"));
 	assert_null(strstr(out, "sms-t0ken"));
 	assert_non_null(strstr(out, "dbname=linbat password=***"));
+	free(out);
+	conf_free(conf);
+	log_clear_secrets();
+
+	conf = test_load_ok("[database]\nurl = postgresql://linbat:p%40ss-w0rd@db.example/linbat\n");
+	out = test_capture_log(test_log_uri);
+	assert_null(strstr(out, "p%40ss-w0rd"));
+	assert_null(strstr(out, "p@ss-w0rd"));
+	assert_non_null(strstr(out, "postgresql://linbat:***@db.example/linbat"));
 	free(out);
 	conf_free(conf);
 	log_clear_secrets();
