@@ -18,6 +18,7 @@
 #include "dispatch.h"
 #include "log.h"
 #include "migrate.h"
+#include "sdnotify.h"
 #include "server.h"
 #include "util.h"
 #include "version.h"
@@ -142,6 +143,7 @@ linbatd_sigterm(evutil_socket_t sig, short what, void *arg)
 		return;
 	srv.stopping = 1;
 	log_info("linbatd", "Stopping. signal=%d", (int)sig);
+	sdnotify_send("STOPPING=1");
 	http_stop_accepting(srv.http);
 	dispatch_stop(srv.dispatch);
 	for (size_t i = 0; i < srv.nchannels; i++)
@@ -158,6 +160,7 @@ linbatd_sighup(evutil_socket_t sig, short what, void *arg)
 	struct conf *next;
 	char *cause = NULL;
 
+	sdnotify_send("RELOADING=1");
 	next = conf_load(srv.conf_path, channel_schema, &cause);
 	if (next != NULL && conf_check_reload(srv.conf, next, &cause) != 0) {
 		conf_free(next);
@@ -166,12 +169,14 @@ linbatd_sighup(evutil_socket_t sig, short what, void *arg)
 	if (next == NULL) {
 		log_error("linbatd", "Reload refused; the old configuration stays. reason=\"%s\"", cause);
 		free(cause);
+		sdnotify_send("READY=1");
 		return;
 	}
 	conf_free(srv.conf);
 	srv.conf = next;
 	linbatd_apply_reloadable(srv.conf);
 	log_info("linbatd", "Configuration reloaded. file=%s", srv.conf_path);
+	sdnotify_send("READY=1");
 }
 
 struct channel *
@@ -291,7 +296,10 @@ linbatd_run(void)
 	for (size_t i = 0; i < nitems(sigs); i++)
 		evsignal_add(sigs[i], NULL);
 	log_info("linbatd", "Started. version=%s pid=%ld", PACKAGE_VERSION, (long)getpid());
+	sdnotify_send("READY=1");
+	sdnotify_watchdog_start(srv.base);
 	event_base_dispatch(srv.base);
+	sdnotify_watchdog_stop();
 	for (size_t i = 0; i < nitems(sigs); i++)
 		event_free(sigs[i]);
 	if (linbatd_drain_timer != NULL)
