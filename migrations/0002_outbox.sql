@@ -167,10 +167,10 @@ $$;
 -- the new message's id, or null if the message has not failed or no channel
 -- is left. Safe to call twice: a message has at most one fallback.
 --
--- Order: preferred_channel first if set, then fallback_order; the kinds after
--- the failed one come first, then the ones before it. Kinds already tried in
--- this fallback chain are skipped, and so are opted-out identities and kinds
--- without a registered channel instance.
+-- Order: the preferred channel if set (the investor asked for it); then the
+-- kinds of fallback_order after the failed one; then those before it. Kinds
+-- already tried in this fallback chain are skipped, and so are opted-out
+-- identities and kinds without a registered channel instance.
 create function linbat.outbound_fallback(p_id bigint)
 returns bigint
 language plpgsql
@@ -198,9 +198,8 @@ begin
 	select inv.* into v_investor from linbat.investor inv
 	join linbat.identity i on i.investor_id = inv.id where i.id = v_m.identity_id;
 	v_order := v_investor.fallback_order;
-	if v_investor.preferred_channel is not null then
-		v_order := array[v_investor.preferred_channel]
-			|| array_remove(v_order, v_investor.preferred_channel);
+	if v_investor.preferred_channel <> all (v_order) then
+		v_order := v_order || v_investor.preferred_channel;
 	end if;
 	with recursive chain (id, fallback_of, identity_id) as (
 		select m.id, m.fallback_of, m.identity_id from linbat.message m where m.id = p_id
@@ -229,7 +228,8 @@ begin
 		limit 1
 	) ci
 	where o.kind <> all (v_tried)
-	order by o.n <= coalesce(array_position(v_order, v_kind), 0), o.n
+	order by o.kind is not distinct from v_investor.preferred_channel desc,
+		o.n <= coalesce(array_position(v_order, v_kind), 0), o.n
 	limit 1;
 	if not found then
 		return null;
