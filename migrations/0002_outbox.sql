@@ -64,8 +64,8 @@ begin
 		p_operator, p_body, 'queued', now())
 	returning id into v_id;
 
-	update linbat.conversation set first_response_at = coalesce(first_response_at, now()),
-		last_message_at = greatest(last_message_at, now())
+	-- last_message_at stays the investor's: it decides the way back (ingest_inbound)
+	update linbat.conversation set first_response_at = coalesce(first_response_at, now())
 	where id = p_conversation;
 	perform pg_notify('linbat_event', json_build_object('type', 'message',
 		'conversation', p_conversation, 'message', v_id, 'direction', 'out')::text);

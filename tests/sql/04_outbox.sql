@@ -1,7 +1,7 @@
 -- The outbox: enqueue_reply, claim_outbound with its lease, outbound_sent,
 -- outbound_failed with retry, template and channel fallback.
 begin;
-select plan(71);
+select plan(72);
 
 select linbat.channel_register('wa-ob', 'whatsapp') as _ \gset
 select linbat.channel_register('sms-ob', 'sms') as _ \gset
@@ -29,6 +29,8 @@ create function pg_temp.reply(p_body text) returns bigint language sql
 as $$ select linbat.enqueue_reply(pg_temp.conv(), p_body, pg_temp.rina()) $$;
 
 -- enqueue_reply ---------------------------------------------------------------
+-- the investor wrote a minute ago
+update linbat.conversation set last_message_at = now() - interval '1 minute' where id = pg_temp.conv();
 create temp table r1 as select pg_temp.reply('Selamat siang, Pak Budi') as id;
 select results_eq($$select direction, status, channel_instance, identity_id, author_operator, body,
 		next_attempt_at, attempts, use_template, content_type
@@ -43,6 +45,12 @@ update linbat.conversation set first_response_at = now() - interval '1 hour' whe
 create temp table r2 as select linbat.enqueue_reply(pg_temp.conv(), 'Mohon kirim NIB', null) as id;
 select is((select first_response_at from linbat.conversation where id = pg_temp.conv()),
 	now() - interval '1 hour', 'a later reply keeps the first response time');
+select linbat.channel_register('wa-ob2', 'whatsapp') as _ \gset
+select linbat.ingest_inbound('wa-ob2', 'whatsapp', '+6281299200001', 'wamid.ob-in2', 'Halo lagi', 'text',
+	'{}', now() - interval '1 second', null) as _ \gset
+select is((select last_instance from linbat.conversation where id = pg_temp.conv()), 'wa-ob2',
+	'a reply is not the investor''s last message: a message sent just before it still sets the way back');
+update linbat.conversation set last_instance = 'wa-ob' where id = pg_temp.conv();
 select throws_ok($$select linbat.enqueue_reply(-1, 'x', null)$$, 'P0002', 'conversation -1 does not exist',
 	'a reply to a missing conversation is refused');
 select throws_ok($$select linbat.enqueue_reply(pg_temp.conv(), '  ', null)$$, '22023', null,
