@@ -4,9 +4,12 @@
 -- them, and reports each send back as sent or failed. Retries, backoff,
 -- template fallback and channel fallback are decided here, in one place.
 
--- Serves the claim query: due rows in order, among outbox rows only.
+-- Serve the claim: queued rows in the order they are due (a scan that stops
+-- at the batch size however long the queue), and the few leased rows.
 create index message_outbox_due on linbat.message (next_attempt_at, id)
-	where direction = 'out' and status in ('queued', 'sending');
+	where direction = 'out' and status = 'queued';
+create index message_outbox_leased on linbat.message (locked_until)
+	where direction = 'out' and status = 'sending';
 
 -- Wake the dispatchers when an outbound message becomes due: the payload is
 -- the channel instance. NOTIFY folds equal payloads of one transaction, so a
@@ -74,8 +77,9 @@ end
 $$;
 
 -- Claim up to p_limit due outbound messages for p_owner for p_lease_seconds:
--- queued rows whose time has come, and sending rows whose lease ran out (their
--- owner died). Rows another process is claiming are skipped, not waited for.
+-- sending rows whose lease ran out (their owner died) first, then queued rows
+-- whose time has come, in order. Rows another process is claiming are
+-- skipped, not waited for.
 create function linbat.claim_outbound(p_owner text, p_limit integer, p_lease_seconds integer)
 returns table (id bigint, instance text, kind text, address text, body text,
 	use_template boolean, template jsonb, attempts integer, window_open boolean, meta jsonb,
@@ -83,6 +87,8 @@ returns table (id bigint, instance text, kind text, address text, body text,
 language plpgsql
 as $$
 #variable_conflict use_column
+declare
+	v_ids bigint[];
 begin
 	if p_owner is null or p_owner = '' or p_limit is null or p_limit < 1
 			or p_lease_seconds is null or p_lease_seconds < 1 then
@@ -90,21 +96,29 @@ begin
 			message = format('claim_outbound(%L, %s, %s): need an owner, a limit >= 1 and a lease >= 1 s',
 				p_owner, p_limit, p_lease_seconds);
 	end if;
-	return query
-	with due as (
+	select coalesce(array_agg(x.id), '{}') into v_ids from (
 		select m.id from linbat.message m
-		where m.direction = 'out'
-			and m.status in ('queued', 'sending')
-			and ((m.status = 'queued' and m.next_attempt_at <= now())
-				or (m.status = 'sending' and m.locked_until < now()))
+		where m.direction = 'out' and m.status = 'sending' and m.locked_until < now()
 		order by m.next_attempt_at, m.id
 		limit p_limit
 		for update skip locked
-	), claimed as (
+	) x;
+	if cardinality(v_ids) < p_limit then
+		select v_ids || coalesce(array_agg(x.id), '{}') into v_ids from (
+			select m.id from linbat.message m
+			where m.direction = 'out' and m.status = 'queued' and m.next_attempt_at <= now()
+			order by m.next_attempt_at, m.id
+			limit p_limit - cardinality(v_ids)
+			for update skip locked
+		) x;
+	end if;
+
+	return query
+	with claimed as (
 		update linbat.message m set status = 'sending',
 			locked_until = now() + make_interval(secs => p_lease_seconds),
 			locked_by = p_owner, attempts = m.attempts + 1
-		from due where m.id = due.id
+		where m.id = any (v_ids)
 		returning m.id, m.channel_instance, m.identity_id, m.body, m.use_template, m.template,
 			m.attempts, m.meta, m.next_attempt_at
 	)
