@@ -1,8 +1,9 @@
 #!/bin/sh
-# Run linbat's pytest suites: the integration tests, and the fault tests when
-# they exist. `make check` runs it; it can also be run by hand after a build:
+# Run linbat's pytest suites: every directory tests/*/ that holds test_*.py
+# (integration, emulators, faults, ...). `make check` runs it; it can also be
+# run by hand after a build:
 #
-#   tests/integration/run.sh [PYTEST ARGS...]
+#   tests/integration/run.sh [PYTEST ARGS] [PATHS]   (no PATHS: all those dirs)
 #
 # Writes JUnit XML to $LINBAT_RESULTS_DIR/integration.xml (default
 # $top_builddir/tests/results), which scripts/test counts. Fails when pytest
@@ -18,9 +19,17 @@ mkdir -p "$results" || exit 1
 rm -f "$results/integration.xml"
 cd "$top_srcdir" || exit 1
 
-if [ $# -eq 0 ]; then
-	set -- tests/integration
-	[ -d tests/faults ] && set -- "$@" tests/faults
+# Without a path among the arguments, run every suite.
+has_path=no
+for a in "$@"; do
+	[ -e "$a" ] && has_path=yes
+done
+if [ $has_path = no ]; then
+	for t in tests/*/test_*.py; do
+		[ -f "$t" ] || continue
+		d=${t%/*}
+		case " $* " in *" $d "*) ;; *) set -- "$@" "$d" ;; esac
+	done
 fi
 
 /usr/bin/python3 -m pytest -q -rfE -p no:cacheprovider \
