@@ -14,6 +14,7 @@
 #
 # Runs from run.sh, or alone under tests/with-pg. Exits 0 if every check
 # passed and every broken copy was caught, 1 otherwise, 99 if it could not run.
+# shellcheck disable=SC2317 # functions called by name (check_*, the trap)
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -29,8 +30,15 @@ seq=0
 db=
 dbs=
 log=$(mktemp "${TMPDIR:-/tmp}/linbat-conc.XXXXXX") || exit 99
-# Copies first, the template last: a template cannot go while it is copied.
-trap 'for d in $dbs; do dropdb --if-exists "$d" >/dev/null 2>&1; done; rm -f "$log"' EXIT
+# Drop the databases this script made (copies first, the template last: a
+# template cannot go while it is copied) and the pgbench log.
+cleanup() {
+	for d in $dbs; do
+		dropdb --if-exists "$d" >/dev/null 2>&1
+	done
+	rm -f "$log"
+}
+trap cleanup EXIT
 
 # Broken copies, each SQL run after the migrations. A race is a matter of
 # timing, so the broken copies also sleep inside each check-then-insert
@@ -83,13 +91,13 @@ fresh_db() {
 	seq=$((seq + 1))
 	db=linbat_conc_$$_$seq
 	dbs="$db $dbs"
-	createdb -T "$template" "$db" &&
-		q "select linbat.channel_register('conc-wa', 'whatsapp');
+	if ! createdb -T "$template" "$db" ||
+		! q "select linbat.channel_register('conc-wa', 'whatsapp');
 			select linbat.channel_register('conc-mail', 'email');
-			$1" >/dev/null || {
+			$1" >/dev/null; then
 		echo "concurrency.sh: could not prepare database $db" >&2
 		exit 99
-	}
+	fi
 }
 
 # Run pgbench with the scripts given on the current database; print how many

@@ -21,6 +21,12 @@ if [ -z "${PGPORT:-}" ]; then
 	echo "run.sh: PGPORT is not set; run me as tests/with-pg tests/sql/run.sh" >&2
 	exit 99
 fi
+for tool in createdb psql pg_prove pgbench sha256sum; do
+	command -v "$tool" >/dev/null || {
+		echo "run.sh: $tool not found (packages postgresql, postgresql-15-pgtap)" >&2
+		exit 99
+	}
+done
 
 # Create database $1 with pgTAP, dblink and every migration applied. Like
 # the C runner (src/migrate.c), each file goes to the server as one
