@@ -32,6 +32,8 @@ struct ctl_cmd {
 /* The command tables of the modules (ctl-*.c). */
 extern const struct ctl_cmd ctl_operator_cmds[];
 extern const size_t ctl_operator_ncmds;
+extern const struct ctl_cmd ctl_lkpm_cmds[];
+extern const size_t ctl_lkpm_ncmds;
 
 /* Print "usage: linbatctl USAGE" and return 2. */
 int ctl_usage_error(struct ctl *, const char *usage);

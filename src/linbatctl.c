@@ -46,6 +46,7 @@ static const struct {
 } ctl_tables[] = {
 	{ ctl_builtin, &ctl_builtin_ncmds },
 	{ ctl_operator_cmds, &ctl_operator_ncmds },
+	{ ctl_lkpm_cmds, &ctl_lkpm_ncmds },
 };
 
 /* Print the usage with every command. */
