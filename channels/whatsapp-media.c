@@ -125,7 +125,7 @@ whatsapp_media_recorded(const PGresult *res, const char *error, const char *sqls
 		    state[0] != '\0' ? state : "-", op->error);
 	} else
 		log_info("whatsapp", "Media stored. channel=%s attachment=%lld media_id=%s bytes=%zu "
-		    "mime_type=%s", wa->ch->name, op->attachment_id, op->media_id, op->size,
+		    "mime_type=\"%s\"", wa->ch->name, op->attachment_id, op->media_id, op->size,
 		    op->mime_type);
 	whatsapp_op_done(op);
 }
