@@ -62,8 +62,8 @@ select * from linbat.ingest_inbound('wa-in2', 'whatsapp', '+6281299000001', 'wam
 select is((select conversation_id from second), (select conversation_id from first),
 	'a second message joins the open conversation');
 select is((select investor_id from second), (select investor_id from first), 'of the same investor');
-select is((select count(*) from linbat.message where conversation_id = (select conversation_id from first)),
-	2::bigint, 'which now has two messages');
+select is((select count(*) from linbat.message where conversation_id = (select conversation_id from first)
+		and direction = 'in'), 2::bigint, 'which now has two messages from the investor');
 select is((select content_type || ' ' || meta::text from linbat.message where provider_id = 'wamid.A2'),
 	'text {}', 'content type and meta default to text and {}');
 select is((select display_name from linbat.investor where id = (select investor_id from first)),

@@ -5,10 +5,11 @@ select plan(72);
 
 select linbat.channel_register('wa-ob', 'whatsapp') as _ \gset
 select linbat.channel_register('sms-ob', 'sms') as _ \gset
+-- Rina is on duty, so the investor gets her and no acknowledgement joins the outbox.
+insert into linbat.operator (name, email, presence) values ('Rina', 'rina@example.com', 'online');
 create temp table peer as
 select * from linbat.ingest_inbound('wa-ob', 'whatsapp', '+6281299200001', 'wamid.ob-in', 'Halo', 'text',
 	'{}', now(), 'Budi');
-insert into linbat.operator (name, email) values ('Rina', 'rina@example.com');
 create function pg_temp.conv() returns bigint language sql as 'select conversation_id from peer';
 create function pg_temp.rina() returns bigint language sql
 as $$ select id from linbat.operator where email = 'rina@example.com' $$;

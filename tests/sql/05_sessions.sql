@@ -14,6 +14,8 @@ select pg_temp.connect('l') as _ \gset
 set lock_timeout = '5s';
 
 select linbat.channel_register('wa-lock', 'whatsapp') as _ \gset
+-- someone on duty, so no acknowledgement joins the outbox
+insert into linbat.operator (name, email, presence) values ('Jaga', 'jaga@example.com', 'online');
 create temp table peer as
 select * from linbat.ingest_inbound('wa-lock', 'whatsapp', '+6281299300001', 'wamid.l0', 'Halo', 'text',
 	'{}', now(), null);
@@ -78,6 +80,7 @@ delete from linbat.conversation where investor_id = (select investor_id from pee
 delete from linbat.identity where investor_id = (select investor_id from peer);
 delete from linbat.investor where id = (select investor_id from peer);
 delete from linbat.channel_instance where name = 'wa-lock';
+delete from linbat.operator where email = 'jaga@example.com';
 select dblink_disconnect('a') as _ \gset
 select dblink_disconnect('l') as _ \gset
 

@@ -94,6 +94,9 @@ fresh_db() {
 	if ! createdb -T "$template" "$db" ||
 		! q "select linbat.channel_register('conc-wa', 'whatsapp');
 			select linbat.channel_register('conc-mail', 'email');
+			-- on duty, so no acknowledgement joins the messages counted
+			insert into linbat.operator (name, email, presence)
+			values ('Jaga', 'jaga@example.com', 'online');
 			$1" >/dev/null; then
 		echo "concurrency.sh: could not prepare database $db" >&2
 		exit 99

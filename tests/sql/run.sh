@@ -2,7 +2,8 @@
 # Test the SQL of migrations/: make a fresh database, apply every migration
 # the way the C runner does (schema linbat and linbat.schema_migrations first,
 # then each file in order, one transaction per file), run the pgTAP files of
-# tests/sql with pg_prove, then tests/sql/concurrency.sh.
+# tests/sql with pg_prove, then tests/sql/concurrency.sh and
+# tests/sql/routing-concurrency.sh.
 #
 #   tests/with-pg tests/sql/run.sh          the whole suite
 #   tests/sql/run.sh --setup DBNAME         only make DBNAME with the schema
@@ -66,4 +67,5 @@ status=0
 # pg_prove prints one line per file and the summary; --failures shows what failed.
 pg_prove --failures -d "$db" "$here"/[0-9][0-9]_*.sql || status=1
 "$here/concurrency.sh" || status=1
+"$here/routing-concurrency.sh" || status=1
 exit $status
