@@ -48,7 +48,7 @@ DISPATCH = {"batch": "50", "in_flight": "50", "backoff_base": "100ms", "max_atte
 class WaEmu:
     """A wa-emu process on a free loopback port, recording what it accepts."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, listen="127.0.0.1:0", extra=("--status-delay-ms", "-1")):
         self.record = os.path.join(workdir, "wa-emu.jsonl")
         self.log = os.path.join(workdir, "wa-emu.log")
         port_file = os.path.join(workdir, "wa-emu.port")
@@ -56,8 +56,8 @@ class WaEmu:
         assert os.access(binary, os.X_OK), "wa-emu is not built at %s" % binary
         with open(self.log, "w") as err:
             self.proc = subprocess.Popen(
-                [binary, "--listen", "127.0.0.1:0", "--port-file", port_file, "--token", TOKEN,
-                 "--record", self.record, "--status-delay-ms", "-1"],
+                [binary, "--listen", listen, "--port-file", port_file, "--token", TOKEN,
+                 "--record", self.record, "--phone-number-id", PNID] + list(extra),
                 stdout=subprocess.PIPE, stderr=err, text=True)
         line = self.proc.stdout.readline()
         m = re.fullmatch(r"listening (\d+)\n", line)
@@ -166,9 +166,10 @@ def start_wa(start_linbatd, emu, db):
     """A function that starts linbatd with wa1 (extra [channel wa1] keys as kwargs)."""
     made = []
 
-    def start(dsn=None, allow=(), **keys):
-        d = start_linbatd(dsn=dsn, allow=allow, extra={
-            "channel wa1": wa_section(emu.url, **keys), "dispatch": DISPATCH})
+    def start(dsn=None, allow=(), sections=None, **keys):
+        extra = {"channel wa1": wa_section(emu.url, **keys), "dispatch": DISPATCH}
+        extra.update(sections or {})
+        d = start_linbatd(dsn=dsn, allow=allow, extra=extra)
         w = Wa(d, emu, dsn or db)
         made.append(w)
         return w
@@ -581,3 +582,60 @@ def test_unreachable_graph_api_is_a_temporary_failure(start_wa, tmp_path):
     status, _, kind, code, text, attempts = wait_status(wa, mid, ("failed",), timeout=20)
     assert (kind, code) == ("temporary", "curl-7"), (kind, code, text)
     assert attempts == int(DISPATCH["max_attempts"])
+
+
+def test_statuses_posted_by_the_emulator_end_in_read(start_linbatd, tmp_path):
+    """End to end: wa-emu posts sent, delivered and read for our send, signed by
+    its own HMAC code (it shares nothing with linbat's), to /webhooks/wa1."""
+    port = linbat.free_port()
+    d = start_linbatd(extra={"channel wa1": wa_section("http://127.0.0.1:%d" % port),
+                             "dispatch": DISPATCH})
+    emu = WaEmu(str(tmp_path), listen="127.0.0.1:%d" % port,
+                extra=("--webhook", d.url + "/webhooks/wa1", "--app-secret", SECRET,
+                       "--status-delay-ms", "50"))
+    try:
+        wa = Wa(d, emu, d.config["database"]["url"])
+        assert wa.post(text_hook()[0])[0] == 200
+        mid = reply(wa, "Baik, kami cek.")
+        status, wamid, *_ = wait_status(wa, mid, ("read",), timeout=20)
+        assert wamid == wa.sent(mid)["wamid"]
+        # Meta's timestamps are whole seconds: only their order is checked.
+        assert wa.one("select sent_at is not null, delivered_at <= read_at "
+                      "from linbat.message where id = %s", (mid,)) == (True, True)
+        assert "signature is missing or wrong" not in wa.log()
+        wa.conn.close()
+    finally:
+        emu.stop()
+
+
+def test_sigterm_lets_a_send_in_flight_finish(wa):
+    """stop(drain): a send waiting for the Graph API is answered and recorded
+    before linbatd exits, and the adapter reports that it stopped."""
+    assert wa.post(text_hook()[0])[0] == 200
+    wa.emu.control("POST", "faults", {"delay_ms": 1500})
+    mid = reply(wa, "Balasan lambat")
+    assert linbat.wait_for(lambda: wa.one("select status from linbat.message where id = %s",
+                                          (mid,)) == ("sending",), 10, interval=0.02)
+    time.sleep(0.2)
+    wa.d.stop(timeout=10)
+    assert wa.one("select status, provider_id = %s from linbat.message where id = %s",
+                  (wa.sent(mid)["wamid"], mid)) == ("sent", True)
+    assert "WhatsApp channel stopped. channel=wa1" in wa.log()
+
+
+def test_two_numbers_each_take_their_own(start_wa, emu):
+    """The office runs two numbers (one Meta app): each instance stores the
+    changes of its own phone_number_id and fetches its own media."""
+    pnid2 = "106540352242999"
+    wa = start_wa(sections={"channel wa2": wa_section(emu.url, phone_number_id=pnid2)})
+    m = wa.emu.add_media(b"%PDF-1.4 nomor dua", "application/pdf")
+    to_wa1 = wh.text(BUDI, "ke nomor satu")
+    to_wa2 = wh.document("6281200000222", m["id"], filename="nib.pdf")
+    both = wh.webhook(wh.value(messages=[to_wa1]),
+                      wh.value(messages=[to_wa2], phone_number_id=pnid2))
+    assert wh.post(wa.d.url + "/webhooks/wa1", both, SECRET)[0] == 200
+    assert wh.post(wa.d.url + "/webhooks/wa2", both, SECRET)[0] == 200
+    rows = wa.q("select provider_id, channel_instance from linbat.message where direction = 'in'")
+    assert sorted(rows) == sorted([(to_wa1["id"], "wa1"), (to_wa2["id"], "wa2")])
+    a = wait_attachment(wa, to_wa2["id"])
+    assert (a["status"], bytes(a["data"])) == ("stored", b"%PDF-1.4 nomor dua")
