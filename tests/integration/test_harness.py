@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import textwrap
+import time
 
 import psycopg2
 import pytest
@@ -71,6 +72,42 @@ def test_linbatd_close_checks_its_log(tmp_path):
     with pytest.raises(linbat.LogError):
         d.close()
     d.close(allow=["Connection lost"])
+
+
+def fake_daemon(tmp_path, script):
+    """A Linbatd whose process is a shell script, to test stop() without linbatd."""
+    d = linbat.Linbatd("dbname=unused", str(tmp_path))
+    d.proc = subprocess.Popen(["sh", "-c", script])
+    return d
+
+
+def test_stop_accepts_a_clean_exit(tmp_path):
+    d = fake_daemon(tmp_path, 'trap "exit 0" TERM; sleep 5 & wait')
+    time.sleep(0.2)
+    d.stop()
+    assert d.returncode == 0
+
+
+def test_stop_fails_on_a_bad_exit_status(tmp_path):
+    d = fake_daemon(tmp_path, 'trap "exit 4" TERM; sleep 5 & wait')
+    time.sleep(0.2)
+    with pytest.raises(AssertionError, match="status 4"):
+        d.stop()
+
+
+def test_stop_fails_when_the_daemon_hangs(tmp_path):
+    d = fake_daemon(tmp_path, 'trap "" TERM; sleep 5 & wait')
+    time.sleep(0.2)
+    with pytest.raises(AssertionError, match="did not exit"):
+        d.stop(timeout=0.5)
+    assert not d.alive()
+
+
+def test_stop_fails_when_the_daemon_died_by_itself(tmp_path):
+    d = fake_daemon(tmp_path, "exit 3")
+    d.proc.wait()
+    with pytest.raises(AssertionError, match="by itself with status 3"):
+        d.close()
 
 
 def test_linbat_config_merges_extra_sections():

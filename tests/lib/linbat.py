@@ -322,8 +322,9 @@ class Linbatd:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.alive():
+                self.returncode = self.proc.returncode
                 raise AssertionError("linbatd exited with status %s before /healthz answered 200:\n%s"
-                                     % (self.proc.poll(), self.log_tail()))
+                                     % (self.returncode, self.log_tail()))
             if self.healthz() == 200:
                 return
             time.sleep(0.05)
@@ -343,9 +344,15 @@ class Linbatd:
         return self.request("POST", path, body, headers, timeout)
 
     def stop(self, sig=signal.SIGTERM, timeout=5):
-        """Send sig and assert that the daemon exits with status 0 within timeout s."""
-        if not self.alive():
+        """Send sig and assert that the daemon exits with status 0 within timeout s.
+
+        Also fails if the daemon had already exited without being told to."""
+        if self.proc is None or self.returncode is not None:
             return
+        if self.proc.poll() is not None:
+            self.returncode = self.proc.returncode
+            raise AssertionError("linbatd exited by itself with status %d:\n%s"
+                                 % (self.returncode, self.log_tail()))
         self.proc.send_signal(sig)
         try:
             self.returncode = self.proc.wait(timeout)
