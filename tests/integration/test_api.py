@@ -27,6 +27,10 @@ def add_operator(dsn, email, role="operator", password="rahasia-sekali"):
     assert r.returncode == 0, r.stderr
     token = r.stdout.strip()
     assert len(token) == 64
+    # on duty, so an investor who writes is routed to them, not acknowledged
+    with psycopg2.connect(dsn) as c, c.cursor() as cur:
+        cur.execute("select linbat.set_presence(id, 'online') from linbat.operator where email = lower(%s)",
+                    (email,))
     return token
 
 
