@@ -28,7 +28,7 @@
 
 #define WHATSAPP_MEDIA_CLAIM "4"          /* fetches claimed at a time */
 #define WHATSAPP_MEDIA_CLAIM_N 4
-#define WHATSAPP_MEDIA_LEASE "300"        /* seconds a claim holds */
+#define WHATSAPP_MEDIA_LEASE "120"        /* seconds a claim holds (two fetches of 30 s at most) */
 #define WHATSAPP_MEDIA_ATTEMPTS "5"       /* temporary failures before it is final */
 #define WHATSAPP_MEDIA_SWEEP_S 30         /* timer for retries and expired leases */
 #define WHATSAPP_MEDIA_INFO_MAX (64 * 1024)
@@ -89,7 +89,7 @@ whatsapp_media_start(struct whatsapp *wa)
 	whatsapp_media_kick(wa);
 }
 
-/* Stop claiming; fetches in flight go on unless the instance detaches them. */
+/* Stop claiming and sweeping; whatsapp.c lets go of the fetches in flight. */
 void
 whatsapp_media_stop(struct whatsapp *wa)
 {

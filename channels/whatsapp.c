@@ -178,13 +178,20 @@ whatsapp_op_done(struct whatsapp_op *op)
 	whatsapp_check_stopped(wa);
 }
 
-/* Let go of every op in flight; with upcall, sends are failed as temporary first. */
+/*
+ * Let go of ops in flight: media work always (its claim's lease hands it to
+ * the next start or another process), sends too when sends is set; with
+ * upcall, those sends are failed as temporary first.
+ */
 static void
-whatsapp_detach(struct whatsapp *wa, int upcall)
+whatsapp_detach(struct whatsapp *wa, int sends, int upcall)
 {
-	struct whatsapp_op *op;
+	struct whatsapp_op *op, *next;
 
-	while ((op = TAILQ_FIRST(&wa->ops)) != NULL) {
+	for (op = TAILQ_FIRST(&wa->ops); op != NULL; op = next) {
+		next = TAILQ_NEXT(op, entry);
+		if (op->kind == WHATSAPP_OP_SEND && !sends)
+			continue;
 		TAILQ_REMOVE(&wa->ops, op, entry);
 		op->wa = NULL;
 		if (upcall && op->kind == WHATSAPP_OP_SEND)
@@ -193,7 +200,7 @@ whatsapp_detach(struct whatsapp *wa, int upcall)
 	}
 }
 
-/* Take no new work; with drain, let what is in flight finish. */
+/* Take no new work; with drain, let the sends in flight finish. */
 static void
 whatsapp_stop(struct channel *ch, int drain)
 {
@@ -201,8 +208,7 @@ whatsapp_stop(struct channel *ch, int drain)
 
 	wa->stopping = 1;
 	whatsapp_media_stop(wa);
-	if (!drain)
-		whatsapp_detach(wa, 1);
+	whatsapp_detach(wa, !drain, 1);
 	whatsapp_check_stopped(wa);
 }
 
@@ -215,7 +221,7 @@ whatsapp_destroy(struct channel *ch)
 	if (wa == NULL)
 		return;
 	whatsapp_media_stop(wa);
-	whatsapp_detach(wa, 0);
+	whatsapp_detach(wa, 1, 0);
 	free(wa->phone_number_id);
 	free(wa->app_secret);
 	free(wa->verify_token);

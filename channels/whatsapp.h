@@ -75,8 +75,8 @@ void whatsapp_proto_answer_free(struct whatsapp_answer *);
 /*
  * What whatsapp.c and whatsapp-media.c share: one instance's state. Work in
  * flight is a list of ops (a send, a media claim query, a media fetch); an op
- * whose instance went away (stop without drain, destroy) has wa == NULL and
- * is only freed when its callback comes.
+ * let go of (media at stop, sends at stop without drain or destroy) has
+ * wa == NULL and is only freed when its callback comes.
  */
 enum whatsapp_op_kind {
 	WHATSAPP_OP_SEND,
