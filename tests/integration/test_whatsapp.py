@@ -135,8 +135,13 @@ class Wa:
         return dict(zip(keys, rows[0]))
 
     def sent(self, mid):
-        """The emulator's record of our message mid (by biz_opaque_callback_data)."""
-        recs = [r for r in self.emu.records() if r["biz_opaque_callback_data"] == str(mid)]
+        """The emulator's record of our message mid (by biz_opaque_callback_data).
+        wa-emu flushes its record file every 100 ms: wait for the line."""
+        def mine():
+            return [r for r in self.emu.records() if r["biz_opaque_callback_data"] == str(mid)]
+        recs = linbat.wait_for(mine, 2)
+        time.sleep(0.2)
+        recs = mine()
         assert len(recs) == 1, "message %d was sent %d times" % (mid, len(recs))
         return recs[0]
 
