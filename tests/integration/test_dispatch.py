@@ -12,7 +12,11 @@ checked on those records, not on the daemon's own word.
 import collections
 import json
 import os
+import re
 import signal
+import statistics
+import subprocess
+import threading
 import time
 
 import pytest
@@ -62,11 +66,22 @@ def seed(conn, instance, n, kinds=("sms",), window_open=True, template=None):
 
 
 def read_records(path):
-    """The JSON lines of a record file, or [] if it does not exist yet."""
+    """The whole JSON lines of a record file (a line still being written is
+    left out), or [] if it does not exist yet."""
     if not os.path.exists(path):
         return []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        return [json.loads(line) for line in f if line.endswith("\n") and line.strip()]
+
+
+def count_lines(path):
+    """Lines in a file another process is writing (no parsing: a reader may see
+    a page being written)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().count(b"\n")
+    except FileNotFoundError:
+        return 0
 
 
 def statuses(conn, ids):
@@ -324,7 +339,7 @@ def test_sigterm_finishes_sends_and_hands_back_paced_ones(start_linbatd, tmp_pat
     channels = dict(tchannel("slow", rec, rate="20", delay="500ms"))
     d = start(start_linbatd, tmp_path, channels)
     ids = seed(conn, "slow", 100)
-    assert linbat.wait_for(lambda: len(read_records(rec)) >= 20, 10)
+    assert linbat.wait_for(lambda: count_lines(rec) >= 20, 10)
     d.stop()
     s = statuses(conn, ids)
     assert s.get("sending", 0) == 0 and s.get("sent", 0) == len(read_records(rec)), s
@@ -335,3 +350,237 @@ def test_sigterm_finishes_sends_and_hands_back_paced_ones(start_linbatd, tmp_pat
     start(start_linbatd, tmp_path, channels, name="linbatd-again")
     assert wait_all_sent(conn, ids, 30) == {"sent": 100}
     sent_counts(read_records(rec), ids)
+
+
+
+# The WhatsApp side: the real adapter against wa-emu. ------------------------
+
+WA_TOKEN = "EAAdispatch-test-token"
+WA_PNID = "106540352242922"
+
+
+class WaEmu:
+    """A wa-emu on a free loopback port that records every send it accepts."""
+
+    def __init__(self, workdir):
+        self.record = os.path.join(workdir, "wa-emu.jsonl")
+        port_file = os.path.join(workdir, "wa-emu.port")
+        binary = os.path.join(linbat.TOP_BUILDDIR, "tests", "emulators", "wa-emu")
+        assert os.access(binary, os.X_OK), "wa-emu is not built at %s" % binary
+        with open(os.path.join(workdir, "wa-emu.log"), "w") as err:
+            self.proc = subprocess.Popen(
+                [binary, "--listen", "127.0.0.1:0", "--port-file", port_file, "--token", WA_TOKEN,
+                 "--record", self.record], stdout=subprocess.PIPE, stderr=err, text=True)
+        m = re.fullmatch(r"listening (\d+)\n", self.proc.stdout.readline())
+        assert m, "wa-emu did not start"
+        self.url = "http://127.0.0.1:%s" % m.group(1)
+
+    def control(self, method, what, body=None):
+        r = linbat.http(method, self.url + "/_emu/" + what,
+                        json.dumps(body).encode() if body is not None else None,
+                        {"Content-Type": "application/json"})
+        assert r.status == 200, r
+        return r.json()
+
+    def faults(self, **faults):
+        return self.control("POST", "faults", faults)
+
+    def records(self):
+        """What the emulator accepted; its record is flushed every 100 ms."""
+        time.sleep(0.3)
+        return read_records(self.record)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=5)
+        self.proc.stdout.close()
+
+
+@pytest.fixture
+def emu(tmp_path):
+    e = WaEmu(str(tmp_path))
+    yield e
+    e.stop()
+
+
+def wa_channel(emu, **keys):
+    """[channel wa1]: the WhatsApp adapter pointed at the emulator, no rate limit."""
+    section = {"type": "whatsapp", "phone_number_id": WA_PNID, "access_token": WA_TOKEN,
+               "app_secret": "dispatch-app-secret", "verify_token": "dispatch-verify",
+               "api_base": emu.url + "/v21.0", "rate": "0"}
+    section.update({k: str(v) for k, v in keys.items()})
+    return {"channel wa1": section}
+
+
+def wa_number(conn, mid):
+    """The wa_id (digits, no '+') a message goes to."""
+    with conn.cursor() as cur:
+        cur.execute("select i.address from linbat.message m join linbat.identity i on i.id = m.identity_id "
+                    "where m.id = %s", (mid,))
+        return cur.fetchone()[0][1:]
+
+
+class BackoffWatch(threading.Thread):
+    """Polls the outbox every 50 ms and keeps, for each (message, attempts)
+    requeued after a failure, the kind of failure and the delay it scheduled
+    (next_attempt_at minus the moment the requeue was first seen)."""
+
+    def __init__(self, dsn):
+        super().__init__(daemon=True)
+        import psycopg2
+        self.conn = psycopg2.connect(dsn)
+        self.conn.autocommit = True
+        self.seen = {}
+        self.done = threading.Event()
+
+    def run(self):
+        with self.conn.cursor() as cur:
+            while not self.done.is_set():
+                cur.execute("select id, attempts, error_kind, extract(epoch from next_attempt_at - "
+                            "clock_timestamp()) from linbat.message where direction = 'out' "
+                            "and status = 'queued' and attempts > 0")
+                for mid, attempts, kind, delay in cur.fetchall():
+                    self.seen.setdefault((mid, attempts), (kind, float(delay)))
+                time.sleep(0.05)
+
+    def stop(self):
+        self.done.set()
+        self.join(5)
+        self.conn.close()
+
+    def delays(self, kind):
+        """{attempts: [delays]} of failures of kind."""
+        out = collections.defaultdict(list)
+        for (mid, attempts), (k, delay) in self.seen.items():
+            if k == kind:
+                out[attempts].append(delay)
+        return out
+
+
+def test_whatsapp_faults_all_end_up_sent_once_with_growing_gaps(start_linbatd, tmp_path, conn, emu, db):
+    """1,000 messages while 30% of sends get a 5xx or a 429 (Retry-After: 1):
+    all are accepted exactly once, 5xx retries wait longer at each attempt,
+    429 retries wait at least the second the provider asked for."""
+    emu.faults(fail_rate=0.3, fail_kinds=["5xx", "429"], retry_after=1)
+    start(start_linbatd, tmp_path, wa_channel(emu), dispatch={"backoff_base": "200ms"})
+    watch = BackoffWatch(db)
+    watch.start()
+    ids = seed(conn, "wa1", 1000, kinds=("whatsapp",))
+    try:
+        assert wait_all_sent(conn, ids, 120) == {"sent": 1000}
+    finally:
+        watch.stop()
+    sent_counts(emu.records(), ids, key="biz_opaque_callback_data")
+    stats = emu.control("GET", "stats")
+    print("emulator stats:", json.dumps(stats))
+    temporary = watch.delays("temporary")
+    medians = {k: statistics.median(v) for k, v in temporary.items() if len(v) >= 5}
+    print("5xx: median delay by attempt:", {k: round(v, 3) for k, v in sorted(medians.items())})
+    assert {1, 2, 3} <= set(medians), medians
+    for k in sorted(medians)[:-1]:
+        if k + 1 in medians:
+            assert medians[k + 1] > 1.3 * medians[k], medians
+    # After a first 429 the backoff alone would be 0.1-0.3 s: a delay near one
+    # second is Retry-After's (less the watcher's lag of up to a few hundred ms).
+    limited = watch.delays("rate_limited")[1]
+    assert len(limited) >= 30, len(limited)
+    assert min(limited) >= 0.6 and statistics.median(limited) >= 0.85, sorted(limited)[:5]
+
+
+def test_whatsapp_undeliverable_falls_back_to_sms(start_linbatd, tmp_path, conn, emu):
+    """131026 (not a WhatsApp user) fails the message on WhatsApp at once; a
+    new message on the investor's next channel (sms, the test channel) carries
+    it, linked by fallback_of, in the same conversation."""
+    rec = str(tmp_path / "sms.jsonl")
+    channels = dict(wa_channel(emu), **tchannel("sms1", rec))
+    start(start_linbatd, tmp_path, channels)
+    with conn.cursor() as cur:
+        cur.execute("select coalesce(max(id), 0) + 1 from linbat.investor")
+        first = cur.fetchone()[0]
+    lost = ["62812%08d" % i for i in range(first, first + 5)]
+    emu.faults(per_recipient={n: 131026 for n in lost})
+    ids = seed(conn, "wa1", 10, kinds=("whatsapp", "sms"))
+    assert {wa_number(conn, i) for i in ids[:5]} == set(lost)
+
+    def settled():
+        with conn.cursor() as cur:
+            cur.execute("select count(*) from linbat.message where fallback_of = any(%s) and status = 'sent'",
+                        (ids,))
+            return statuses(conn, ids) == {"failed": 5, "sent": 5} and cur.fetchone()[0] == 5
+    assert linbat.wait_for(settled, 20), statuses(conn, ids)
+    with conn.cursor() as cur:
+        cur.execute("select o.id, o.status, o.attempts, o.error_code, f.id, f.channel_instance, f.status, "
+                    "f.body = o.body from linbat.message o join linbat.message f on f.fallback_of = o.id "
+                    "where o.id = any(%s) order by o.id", (ids,))
+        rows = cur.fetchall()
+        cur.execute("select conversation_id, array_agg(channel_instance order by id) from linbat.message "
+                    "where conversation_id in (select conversation_id from linbat.message where id = any(%s)) "
+                    "group by 1", (ids[:5],))
+        conversations = cur.fetchall()
+    assert [r[0] for r in rows] == ids[:5]
+    assert all(r[1:4] == ("failed", 1, "131026") and r[5:] == ("sms1", "sent", True) for r in rows), rows
+    assert sorted(c[1] for c in conversations) == [["wa1", "sms1"]] * 5
+    sent_counts(emu.records(), ids[5:], key="biz_opaque_callback_data")
+    sent_counts(read_records(rec), [r[4] for r in rows])
+
+
+def test_whatsapp_window_closed_sends_the_template(start_linbatd, tmp_path, conn, emu):
+    """131047: free text outside the 24-hour window is refused; the same
+    message goes out again as its template, and nothing falls back."""
+    start(start_linbatd, tmp_path, wa_channel(emu))
+    with conn.cursor() as cur:
+        cur.execute("select coalesce(max(id), 0) + 1 from linbat.investor")
+        first = cur.fetchone()[0]
+    emu.faults(per_recipient={"62812%08d" % i: 131047 for i in range(first, first + 5)})
+    ids = seed(conn, "wa1", 5, kinds=("whatsapp", "sms"), template=TEMPLATE)
+    assert wait_all_sent(conn, ids, 20) == {"sent": 5}
+    records = emu.records()
+    sent_counts(records, ids, key="biz_opaque_callback_data")
+    assert {r["type"] for r in records} == {"template"}
+    assert {r["template"]["name"] for r in records} == {TEMPLATE["name"]}
+    with conn.cursor() as cur:
+        cur.execute("select bool_and(use_template), min(attempts), max(attempts), min(error_code), "
+                    "count(*) filter (where fallback_of is not null) from linbat.message "
+                    "where conversation_id in (select conversation_id from linbat.message where id = any(%s))",
+                    (ids,))
+        assert cur.fetchone() == (True, 2, 2, "131047", 0)
+
+
+def test_whatsapp_two_processes_never_send_one_message_twice(start_linbatd, tmp_path, conn, emu):
+    emu.faults(fail_rate=0.1, fail_kinds=["5xx"])
+    small = {"batch": "20", "in_flight": "40"}
+    daemons = [start(start_linbatd, tmp_path, wa_channel(emu), dispatch=small, name="linbatd-%d" % i)
+               for i in range(2)]
+    ids = seed(conn, "wa1", 3000, kinds=("whatsapp",))
+    assert wait_all_sent(conn, ids, 120) == {"sent": 3000}
+    sent_counts(emu.records(), ids, key="biz_opaque_callback_data")
+    with conn.cursor() as cur:
+        cur.execute("select count(*) from linbat.message where id = any(%s) and attempts > 1", (ids,))
+        assert cur.fetchone()[0] > 100
+    for d in daemons:
+        with open(d.log_path) as f:
+            assert "Claimed a message this process still handles" not in f.read()
+
+
+def test_sigkill_while_sending_loses_nothing(start_linbatd, tmp_path, conn, emu):
+    """SIGKILL linbatd while it sends 5,000 messages and start it again: all
+    reach the emulator; a message sent but not yet recorded is sent again
+    after its lease, so duplicates are at most the in-flight limit."""
+    d = start(start_linbatd, tmp_path, wa_channel(emu))
+    ids = seed(conn, "wa1", 5000, kinds=("whatsapp",))
+    assert linbat.wait_for(lambda: count_lines(emu.record) >= 1500, 60)
+    d.kill()
+    before = len(emu.records())
+    held = statuses(conn, ids).get("sending", 0)
+    start(start_linbatd, tmp_path, wa_channel(emu), name="linbatd-again")
+    assert wait_all_sent(conn, ids, 120) == {"sent": 5000}
+    dups = sent_counts(emu.records(), ids, key="biz_opaque_callback_data",
+                       max_dup=int(DISPATCH["in_flight"]))
+    assert dups <= held
+    with conn.cursor() as cur:
+        cur.execute("select count(*) from linbat.message where id = any(%s) and attempts > 1", (ids,))
+        reclaimed = cur.fetchone()[0]
+    print("SIGKILL after %d of 5000 accepted, %d held: %d claimed again after the lease, %d sent "
+          "twice (in_flight = %s)" % (before, held, reclaimed, dups, DISPATCH["in_flight"]))
+    assert reclaimed == held
