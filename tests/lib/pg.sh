@@ -117,7 +117,7 @@ pg_export() {
 # process took ours between pg_free_port and the server's bind. Prints the port.
 pg_setup() {
 	pg_init "$1" || return 1
-	for pg_setup_try in 1 2 3; do
+	for _ in 1 2 3; do
 		pg_setup_port=$(pg_free_port) || return 1
 		if pg_start "$1" "$pg_setup_port" 2>"$1/start.err"; then
 			echo "$pg_setup_port"
