@@ -13,12 +13,10 @@
  * tick). A job counts as in flight from its claim until its answer is
  * committed, so a restart never loses an answer the provider already gave.
  *
- * Answers are recorded in batches: while a few record queries are in flight,
- * new answers queue up and go out together in the next one, so at thousands
- * of messages a second the database sees dozens of round trips, not
- * thousands. Only one claim runs at a time; a full batch is followed by the
- * next claim at once, and NOTIFY linbat_outbox and a one-second tick (which
- * also finds retries whose time has come) start the others.
+ * Answers are recorded in batches (dispatch-record.c). Only one claim runs
+ * at a time; a full batch is followed by the next claim at once, and NOTIFY
+ * linbat_outbox and a one-second tick (which also finds retries whose time
+ * has come) start the others.
  */
 #include "config.h"
 
@@ -32,22 +30,10 @@
 #include "channel.h"
 #include "db.h"
 #include "dispatch.h"
+#include "dispatch-int.h"
 #include "log.h"
 #include "server.h"
 #include "util.h"
-
-#define DISPATCH_TICK_MS 1000          /* backstop claim, retry of stalled records */
-#define DISPATCH_SUMMARY_MS 10000      /* how often activity is summed up at INFO */
-#define DISPATCH_RECORD_BATCH 200      /* answers recorded in one round trip, at most */
-#define DISPATCH_RECORD_PARALLEL 2     /* record round trips in flight, at most */
-
-enum dispatch_job_state {
-	DISPATCH_JOB_PACING,
-	DISPATCH_JOB_SENDING,
-	DISPATCH_JOB_RECORDING,
-	DISPATCH_JOB_STALLED,
-	DISPATCH_JOB_DONE,
-};
 
 static const char *const dispatch_state_names[] = {
 	[DISPATCH_JOB_PACING] = "pacing",
@@ -57,91 +43,13 @@ static const char *const dispatch_state_names[] = {
 	[DISPATCH_JOB_DONE] = "done",
 };
 
-struct dispatch_pace;
-
-/* One claimed outbound message, from its claim until its answer is committed. */
-struct dispatch_job {
-	struct dispatch *d;
-	struct dispatch_pace *pace; /* NULL if its instance is not here */
-	enum dispatch_job_state state;
-	struct channel_msg msg;     /* what the adapter sees; strings below */
-	char *instance, *to, *body, *language;
-	uint64_t lease_end_ms;      /* monotonic time the claim's lease runs out */
-	uint64_t since_us;          /* when it joined its current queue */
-	/* The answer, once there is one. */
-	int ok;
-	char *provider_id;
-	enum channel_fail fail;
-	char *code, *text;
-	int retry_after;
-	TAILQ_ENTRY(dispatch_job) entry; /* a pace FIFO, a record queue or the stalled list */
-	struct dispatch_job *hnext;      /* the chain of its bucket in the index */
-};
-TAILQ_HEAD(dispatch_jobs, dispatch_job);
-
-/* The token bucket and FIFO of one channel instance. */
-struct dispatch_pace {
-	struct dispatch *d;
-	struct channel *ch;
-	double tokens;
-	uint64_t refilled_us;
-	struct dispatch_jobs fifo;
-	struct event *timer;
-};
-
-/* One record round trip: answers of one kind (sent or failed), in order. */
-struct dispatch_record {
-	struct dispatch *d;
-	int ok;
-	int n;
-	struct dispatch_job *jobs[];
-};
-
-struct dispatch {
-	struct server *srv;
-	int batch, in_flight, max_attempts;
-	long long lease_ms, backoff_ms;
-	char lease_s[24], max_attempts_s[24], backoff_s[24];
-	int started, stopped, dying;
-	int claiming, claim_limit, want;
-	int inflight;                 /* jobs alive */
-	int pending_db;               /* claims and records in the database */
-	int recording;                /* record round trips in flight */
-	int sending;                  /* jobs their adapters have */
-	int low_water;                /* free room that makes a claim worth it */
-	uint64_t claim_sent_ms;
-	struct dispatch_pace *paces;
-	size_t npaces;
-	struct dispatch_job **table;  /* live jobs by message id */
-	size_t mask;
-	struct dispatch_jobs sentq, failq, stalled;
-	struct event *tick;
-	uint64_t summary_ms;
-	int claim_warned, record_warned;
-	struct dispatch_stats stats, reported;
-};
-
 static const struct db_stmt dispatch_stmt_claim = {
 	"dispatch_claim",
 	"select * from linbat.claim_outbound($1, $2::integer, $3::integer)",
 };
-static const struct db_stmt dispatch_stmt_sent = {
-	"dispatch_sent",
-	"select linbat.outbound_sent(t.id, t.provider_id) "
-	"from unnest($1::bigint[], $2::text[]) with ordinality as t (id, provider_id, n) order by t.n",
-};
-static const struct db_stmt dispatch_stmt_failed = {
-	"dispatch_failed",
-	"select linbat.outbound_failed(t.id, t.kind, t.code, t.text, t.retry_after, $6::integer, $7::integer) "
-	"from unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::integer[]) "
-	"with ordinality as t (id, kind, code, text, retry_after, n) order by t.n",
-};
 
 static void dispatch_maybe_claim(struct dispatch *);
-static void dispatch_record_flush(struct dispatch *);
 static void dispatch_pace_drain(struct dispatch_pace *);
-static void dispatch_recorded_cb(const PGresult *, const char *, const char *, void *);
-static void dispatch_reap(struct dispatch *);
 
 /* The hash bucket of a message id. */
 static struct dispatch_job **
@@ -204,7 +112,7 @@ dispatch_answered(struct dispatch_pace *p, long long id)
 }
 
 /* Move a job to another state; the one place that does. */
-static void
+void
 dispatch_job_set_state(struct dispatch_job *job, enum dispatch_job_state state)
 {
 	log_debug("dispatch", "Outbound message changed state. id=%lld instance=%s from=%s to=%s", job->msg.id,
@@ -213,7 +121,7 @@ dispatch_job_set_state(struct dispatch_job *job, enum dispatch_job_state state)
 }
 
 /* Free a job and everything it owns. */
-static void
+void
 dispatch_job_free(struct dispatch_job *job)
 {
 	dispatch_hash_remove(job->d, job);
@@ -298,7 +206,7 @@ dispatch_job_new(struct dispatch *d, const PGresult *res, int row, const struct 
 }
 
 /* The job is over: it no longer counts as in flight, which may make room for a claim. */
-static void
+void
 dispatch_job_finish(struct dispatch_job *job)
 {
 	struct dispatch *d = job->d;
@@ -307,18 +215,6 @@ dispatch_job_finish(struct dispatch_job *job)
 	d->inflight--;
 	dispatch_job_free(job);
 	dispatch_maybe_claim(d);
-}
-
-/* Queue the job's answer for recording. */
-static void
-dispatch_record_push(struct dispatch_job *job)
-{
-	struct dispatch *d = job->d;
-
-	dispatch_job_set_state(job, DISPATCH_JOB_RECORDING);
-	job->since_us = util_mono_us();
-	TAILQ_INSERT_TAIL(job->ok ? &d->sentq : &d->failq, job, entry);
-	dispatch_record_flush(d);
 }
 
 /* The job failed without reaching a provider, or its adapter said so. */
@@ -489,229 +385,8 @@ dispatch_on_failed(struct channel *ch, long long id, enum channel_fail kind, con
 	dispatch_job_fail(job, kind, code, text, retry_after_s);
 }
 
-/* Append s to a PostgreSQL array literal being built in b; NULL is SQL NULL. */
-static void
-dispatch_array_add(struct buf *b, const char *s)
-{
-	size_t n;
-
-	if (b->len > 1)
-		buf_add(b, ",", 1);
-	if (s == NULL) {
-		buf_adds(b, "NULL");
-		return;
-	}
-	buf_add(b, "\"", 1);
-	while (*s != '\0') {
-		n = strcspn(s, "\"\\");
-		buf_add(b, s, n);
-		if (s[n] == '\0')
-			break;
-		buf_add(b, "\\", 1);
-		buf_add(b, s + n, 1);
-		s += n + 1;
-	}
-	buf_add(b, "\"", 1);
-}
-
-/* Send one record round trip: the parameters are arrays, one element per job. */
-static void
-dispatch_record_send(struct dispatch_record *r)
-{
-	struct dispatch *d = r->d;
-	struct buf a[5];
-	const char *v[7];
-	char num[24];
-	int i, k, narr = r->ok ? 2 : 5;
-
-	for (k = 0; k < narr; k++) {
-		buf_init(&a[k]);
-		buf_add(&a[k], "{", 1);
-	}
-	for (i = 0; i < r->n; i++) {
-		struct dispatch_job *job = r->jobs[i];
-
-		snprintf(num, sizeof num, "%lld", job->msg.id);
-		dispatch_array_add(&a[0], num);
-		if (r->ok) {
-			dispatch_array_add(&a[1], job->provider_id[0] != '\0' ? job->provider_id : NULL);
-			continue;
-		}
-		dispatch_array_add(&a[1], channel_fail_name(job->fail));
-		dispatch_array_add(&a[2], job->code[0] != '\0' ? job->code : NULL);
-		dispatch_array_add(&a[3], job->text[0] != '\0' ? job->text : NULL);
-		snprintf(num, sizeof num, "%d", job->retry_after);
-		dispatch_array_add(&a[4], num);
-	}
-	for (k = 0; k < narr; k++) {
-		buf_add(&a[k], "}", 1);
-		v[k] = a[k].data;
-	}
-	v[5] = d->max_attempts_s;
-	v[6] = d->backoff_s;
-	d->recording++;
-	d->pending_db++;
-	db_exec(d->srv->db, r->ok ? &dispatch_stmt_sent : &dispatch_stmt_failed, r->ok ? 2 : 7, v,
-	    dispatch_recorded_cb, r);
-	for (k = 0; k < narr; k++)
-		buf_free(&a[k]);
-}
-
-/* The record queue whose oldest answer has waited longest; NULL if both are empty. */
-static struct dispatch_jobs *
-dispatch_record_next(struct dispatch *d)
-{
-	struct dispatch_job *s = TAILQ_FIRST(&d->sentq), *f = TAILQ_FIRST(&d->failq);
-
-	if (s == NULL)
-		return f != NULL ? &d->failq : NULL;
-	if (f == NULL || s->since_us <= f->since_us)
-		return &d->sentq;
-	return &d->failq;
-}
-
-/* Take up to DISPATCH_RECORD_BATCH answers off a record queue. */
-static struct dispatch_record *
-dispatch_record_take(struct dispatch *d, struct dispatch_jobs *q)
-{
-	struct dispatch_record *r = xmalloc(sizeof *r + DISPATCH_RECORD_BATCH * sizeof r->jobs[0]);
-	struct dispatch_job *job;
-
-	r->d = d;
-	r->ok = q == &d->sentq;
-	r->n = 0;
-	while (r->n < DISPATCH_RECORD_BATCH && (job = TAILQ_FIRST(q)) != NULL) {
-		TAILQ_REMOVE(q, job, entry);
-		r->jobs[r->n++] = job;
-	}
-	return r;
-}
-
-/* Start record round trips while fewer than DISPATCH_RECORD_PARALLEL are in flight. */
-static void
-dispatch_record_flush(struct dispatch *d)
-{
-	struct dispatch_jobs *q;
-
-	while (!d->dying && d->recording < DISPATCH_RECORD_PARALLEL && (q = dispatch_record_next(d)) != NULL)
-		dispatch_record_send(dispatch_record_take(d, q));
-}
-
-/* A record for one job alone: how a batch with one bad row finds it. */
-static void
-dispatch_record_single(struct dispatch_job *job)
-{
-	struct dispatch_record *r = xmalloc(sizeof *r + sizeof r->jobs[0]);
-
-	r->d = job->d;
-	r->ok = job->ok;
-	r->n = 1;
-	r->jobs[0] = job;
-	dispatch_record_send(r);
-}
-
-/* Count what the database made of one answer, and say so if it ends the message here. */
-static void
-dispatch_outcome(struct dispatch *d, struct dispatch_job *job, const char *outcome)
-{
-	if (job->ok) {
-		d->stats.sent++;
-		return;
-	}
-	if (strcmp(outcome, "retry") == 0 || strcmp(outcome, "template") == 0)
-		d->stats.retried++;
-	else if (strcmp(outcome, "fallback") == 0 || strcmp(outcome, "failed") == 0)
-		d->stats.failed++;
-	if (strcmp(outcome, "fallback") == 0)
-		d->stats.fallbacks++;
-	if (strcmp(outcome, "retry") == 0 || strcmp(outcome, "ignored") == 0)
-		log_debug("dispatch", "A failed send was recorded. id=%lld instance=%s code=%s outcome=%s",
-		    job->msg.id, job->instance, job->code, outcome);
-	else
-		log_info("dispatch", "An outbound message failed on its channel. id=%lld instance=%s kind=%s "
-		    "code=%s attempt=%d outcome=%s", job->msg.id, job->instance, channel_fail_name(job->fail),
-		    job->code, job->msg.attempt, outcome);
-}
-
-/* A record round trip succeeded: every job in it is over. */
-static void
-dispatch_record_done(struct dispatch_record *r, const PGresult *res)
-{
-	struct dispatch *d = r->d;
-	int i, rows = PQntuples(res);
-
-	if (d->record_warned) {
-		log_info("dispatch", "Answers are being recorded again.");
-		d->record_warned = 0;
-	}
-	for (i = 0; i < r->n; i++) {
-		dispatch_outcome(d, r->jobs[i], i < rows && !r->ok ? PQgetvalue(res, i, 0) : "");
-		dispatch_job_finish(r->jobs[i]);
-	}
-}
-
-/* True for errors that pass: the database is away, busy, or a transaction lost a race. */
-static int
-dispatch_transient(const char *sqlstate)
-{
-	static const char *const classes[] = { "08", "40", "53", "55", "57", "58" };
-	size_t i;
-
-	if (sqlstate == NULL || sqlstate[0] == '\0')
-		return 1;
-	for (i = 0; i < nitems(classes); i++) {
-		if (strncmp(sqlstate, classes[i], 2) == 0)
-			return 1;
-	}
-	return 0;
-}
-
-/* Keep the answers of a failed record round trip for the next tick. */
-static void
-dispatch_record_stall(struct dispatch_record *r, const char *error)
-{
-	struct dispatch *d = r->d;
-	int i;
-
-	if (!d->record_warned) {
-		log_warn("dispatch", "Could not record what the providers answered; the answers are kept and "
-		    "recorded again every second. reason=\"%s\"", error);
-		d->record_warned = 1;
-	}
-	for (i = 0; i < r->n; i++) {
-		dispatch_job_set_state(r->jobs[i], DISPATCH_JOB_STALLED);
-		TAILQ_INSERT_TAIL(&d->stalled, r->jobs[i], entry);
-	}
-}
-
-/*
- * A record round trip failed. Transient errors keep the answers for later; a
- * batch with some other error is tried one job at a time, so that one bad
- * row (a message deleted meanwhile) does not hold the others back; a single
- * job with such an error is given up and left to its lease.
- */
-static void
-dispatch_record_error(struct dispatch_record *r, const char *error, const char *sqlstate)
-{
-	int i;
-
-	if (strcmp(error, DB_ERROR_CLOSED) == 0) {
-		for (i = 0; i < r->n; i++)
-			dispatch_job_finish(r->jobs[i]);
-	} else if (dispatch_transient(sqlstate)) {
-		dispatch_record_stall(r, error);
-	} else if (r->n > 1) {
-		for (i = 0; i < r->n; i++)
-			dispatch_record_single(r->jobs[i]);
-	} else {
-		log_warn("dispatch", "Could not record what a provider answered; the message is left to its "
-		    "lease. id=%lld sent=%d reason=\"%s\" sqlstate=%s", r->jobs[0]->msg.id, r->ok, error, sqlstate);
-		dispatch_job_finish(r->jobs[0]);
-	}
-}
-
 /* Free the dispatcher once it is destroyed and nothing refers to it any more. */
-static void
+void
 dispatch_reap(struct dispatch *d)
 {
 	if (!d->dying || d->pending_db > 0 || d->sending > 0)
@@ -719,31 +394,6 @@ dispatch_reap(struct dispatch *d)
 	free(d->table);
 	free(d->paces);
 	free(d);
-}
-
-/* A record round trip came back. */
-static void
-dispatch_recorded_cb(const PGresult *res, const char *error, const char *sqlstate, void *arg)
-{
-	struct dispatch_record *r = arg;
-	struct dispatch *d = r->d;
-	int i;
-
-	d->recording--;
-	d->pending_db--;
-	if (d->dying) {
-		for (i = 0; i < r->n; i++)
-			dispatch_job_free(r->jobs[i]);
-		free(r);
-		dispatch_reap(d);
-		return;
-	}
-	if (error == NULL)
-		dispatch_record_done(r, res);
-	else
-		dispatch_record_error(r, error, sqlstate);
-	free(r);
-	dispatch_record_flush(d);
 }
 
 /*
@@ -890,12 +540,8 @@ static void
 dispatch_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct dispatch *d = arg;
-	struct dispatch_job *job;
 
-	while ((job = TAILQ_FIRST(&d->stalled)) != NULL) {
-		TAILQ_REMOVE(&d->stalled, job, entry);
-		dispatch_record_push(job);
-	}
+	dispatch_record_retry(d);
 	dispatch_summary(d);
 	d->want = 1;
 	dispatch_maybe_claim(d);
