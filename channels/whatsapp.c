@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 #include "whatsapp.h"
 
@@ -440,6 +441,7 @@ whatsapp_webhook(struct whatsapp *wa, struct http_req *hr)
 	if (!whatsapp_signature_ok(wa, hr)) {
 		log_warn("whatsapp", "A webhook was refused: its signature is missing or wrong. channel=%s peer=%s",
 		    wa->ch->name, http_req_peer(hr));
+		metrics_count("linbat_webhook_signature_failures_total", wa->ch->name);
 		http_reply_error(hr, HTTP_ERR_BAD_SIGNATURE, "X-Hub-Signature-256 is missing or does not match.");
 		return;
 	}

@@ -32,6 +32,7 @@
 #include "dispatch.h"
 #include "dispatch-int.h"
 #include "log.h"
+#include "metrics.h"
 #include "server.h"
 #include "util.h"
 
@@ -105,6 +106,8 @@ dispatch_answered(struct dispatch_pace *p, long long id)
 	while ((job = dispatch_hash_next(p->d, id, job)) != NULL) {
 		if (job->pace == p && job->state == DISPATCH_JOB_SENDING) {
 			p->d->sending--;
+			metrics_observe("linbat_send_duration_seconds", p->ch->name,
+			    (double)(util_mono_us() - job->since_us) / 1e6);
 			return job;
 		}
 	}
@@ -254,6 +257,7 @@ dispatch_job_send(struct dispatch_job *job)
 	}
 	dispatch_job_set_state(job, DISPATCH_JOB_SENDING);
 	d->sending++;
+	job->since_us = util_mono_us(); /* the send latency is timed from here */
 	ch->type->send(ch, &job->msg);
 }
 
