@@ -18,10 +18,13 @@
 /* The adapters; each lives in its own file of channels/. */
 extern const struct channel_type channel_whatsapp;
 extern const struct channel_type channel_test;
+extern const struct channel_type channel_sms_kannel, channel_sms_twilio;
 
 static const struct channel_type *const channel_table[] = {
 	&channel_whatsapp,
 	&channel_test,
+	&channel_sms_kannel,
+	&channel_sms_twilio,
 };
 
 static const char *const channel_fail_names[] = {
