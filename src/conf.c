@@ -85,7 +85,7 @@ static const struct conf_key conf_keys[] = {
 	  "it, with jitter. A provider's Retry-After wins." },
 	{ "dispatch", "in_flight", CONF_INT, "200", 1, 10000, NULL, 0,
 	  "Most sends waiting for a provider's answer at one time, over all channels." },
-	{ "routing", "sla", CONF_DURATION, "15m", CONF_MIN, 7 * CONF_DAY, NULL, CONF_RELOADABLE,
+	{ "routing", "sla", CONF_DURATION, "15m", CONF_MIN, 7 * CONF_DAY, NULL, 0,
 	  "An assigned conversation whose investor has waited this long for an answer goes "
 	  "to the next free operator, and the manager sees it." },
 	{ "routing", "ack_text_id", CONF_STRING,

@@ -244,6 +244,38 @@ linbatd_channels(char **cause)
 	return 0;
 }
 
+/* Escape a value for libpq's options: spaces and backslashes take a backslash. */
+static void
+linbatd_options_add(struct buf *b, const char *name, const char *value)
+{
+	buf_addf(b, "%s-c %s=", b->len > 0 ? " " : "", name);
+	for (; *value != '\0'; value++) {
+		if (*value == ' ' || *value == '\\')
+			buf_add(b, "\\", 1);
+		buf_add(b, value, 1);
+	}
+}
+
+/*
+ * The routing functions read their settings (linbat.sla, the acknowledgement
+ * texts) with current_setting(): give them to every connection at its start
+ * through PGOPTIONS, which libpq uses unless the URL sets options itself.
+ */
+static void
+linbatd_session_settings(void)
+{
+	struct buf b;
+	char sla[64];
+
+	buf_init(&b);
+	snprintf(sla, sizeof sla, "%lld milliseconds", conf_int(srv.conf, "routing", "sla"));
+	linbatd_options_add(&b, "linbat.sla", sla);
+	linbatd_options_add(&b, "linbat.ack_text_id", conf_str(srv.conf, "routing", "ack_text_id"));
+	linbatd_options_add(&b, "linbat.ack_text_en", conf_str(srv.conf, "routing", "ack_text_en"));
+	setenv("PGOPTIONS", b.data, 1);
+	buf_free(&b);
+}
+
 /* Make the loop, the pool and the HTTP server; -1 with *cause. */
 static int
 linbatd_start(char **cause)
@@ -258,6 +290,7 @@ linbatd_start(char **cause)
 	gethostname(host, sizeof host);
 	host[sizeof host - 1] = '\0';
 	snprintf(srv.owner, sizeof srv.owner, "%s:%ld", host, (long)getpid());
+	linbatd_session_settings();
 	srv.db = db_create(srv.base, conf_str(srv.conf, "database", "url"),
 	    (int)conf_int(srv.conf, "database", "pool_size"), cause);
 	if (srv.db == NULL)

@@ -644,3 +644,34 @@ def test_two_numbers_each_take_their_own(start_wa, emu):
     assert sorted(rows) == sorted([(to_wa1["id"], "wa1"), (to_wa2["id"], "wa2")])
     a = wait_attachment(wa, to_wa2["id"])
     assert (a["status"], bytes(a["data"])) == ("stored", b"%PDF-1.4 nomor dua")
+
+
+# Routing settings ------------------------------------------------------------
+
+ACK = "Terima kasih, Bapak/Ibu. Petugas kami segera membalas \\ 24 jam."
+
+
+def test_the_acknowledgement_text_comes_from_the_config(start_wa):
+    """Nobody is on duty: the investor's one acknowledgement is the configured
+    text (spaces and a backslash survive libpq's options escaping), sent as the
+    WhatsApp reply inside the window."""
+    w = start_wa(sections={"routing": {"ack_text_id": ACK}})
+    payload, wamid = text_hook()
+    assert w.post(payload)[0] == 200
+    conv = w.message(wamid)["conversation_id"]
+    rows = w.q("select id, body from linbat.message where conversation_id = %s and direction = 'out'",
+               (conv,))
+    assert [r[1] for r in rows] == [ACK]
+    assert w.sent(rows[0][0])["body"] == ACK
+
+
+def test_the_sla_comes_from_the_config(start_wa):
+    """An operator on duty gets the conversation due back within the configured SLA."""
+    w = start_wa(sections={"routing": {"sla": "7m"}})
+    w.q("insert into linbat.operator (name, email, presence) values ('Rina', 'rina@example.go.id', 'online')")
+    payload, wamid = text_hook()
+    assert w.post(payload)[0] == 200
+    conv = w.message(wamid)["conversation_id"]
+    (due,) = w.one("select extract(epoch from sla_due_at - last_message_at)::int from linbat.conversation "
+                   "where id = %s", (conv,))
+    assert 7 * 60 - 5 <= due <= 7 * 60 + 5, due

@@ -607,7 +607,10 @@ test_reload(void **state)
 	static const char mail[] = "[channel s]\ntype = fake-mail\n";
 
 	test_reload_case("log_level = info", "", "log_level = debug\nmax_body = 2M\nlog_format = json",
-	    "[routing]\nsla = 1h\n", NULL);
+	    "", NULL);
+	/* The SLA reaches PostgreSQL sessions as they connect: changing it needs a restart. */
+	test_reload_case("", "", "", "[routing]\nsla = 1h\n",
+	    "key \"sla\" in section [routing] changed: a restart is needed");
 	test_reload_case("max_body = 1M", "", "max_body = 1024k", "", NULL);
 	test_reload_case("listen = 127.0.0.1:8080", "", "listen = 127.0.0.1:8081", "",
 	    "key \"listen\" in section [daemon] changed: a restart is needed");
