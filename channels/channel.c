@@ -18,6 +18,7 @@
 /* The adapters; each lives in its own file of channels/. */
 extern const struct channel_type channel_whatsapp;
 extern const struct channel_type channel_test;
+extern const struct channel_type channel_email;
 extern const struct channel_type channel_sms_kannel, channel_sms_twilio;
 
 static const struct channel_type *const channel_table[] = {
@@ -25,6 +26,7 @@ static const struct channel_type *const channel_table[] = {
 	&channel_test,
 	&channel_sms_kannel,
 	&channel_sms_twilio,
+	&channel_email,
 };
 
 static const char *const channel_fail_names[] = {
