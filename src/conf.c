@@ -97,6 +97,11 @@ static const struct conf_key conf_keys[] = {
 	  "Thank you, we have received your message. All our officers are busy with other "
 	  "investors, we will reply soon.", 0, 0, NULL, 0,
 	  "The same acknowledgement, in English, for investors whose language is English." },
+	{ "routing", "away_grace", CONF_DURATION, "60s", 0, CONF_HOUR, NULL, 0,
+	  "An online operator whose last live connection to the inbox closed is set away "
+	  "after this long, unless they connect again first." },
+	{ "auth", "session_ttl", CONF_DURATION, "12h", CONF_SEC, 30 * CONF_DAY, NULL, 0,
+	  "How long a login to the inbox lasts; after it the operator logs in again." },
 };
 
 /* The keys every [channel NAME] accepts, whatever its type. */
