@@ -1,16 +1,24 @@
 /*
- * api.c: authentication and the shared machinery of /api/v1, plus the
- * conversation routes an operator needs to read and reply. A caller shows a
- * bearer API token; its SHA-256 is looked up (tokens are stored hashed, so a
- * copy of the database gives no usable token).
+ * api.c: authentication and the shared machinery of /api/v1. A caller shows
+ * a bearer API token or the session cookie of the web inbox; either is looked
+ * up by its SHA-256 (stored hashed, so a copy of the database gives no usable
+ * credential). A cookie is sent by the browser on its own, so a request that
+ * changes state with one must also carry the session's CSRF token in the
+ * X-CSRF-Token header. This file also owns the API's state (struct api): the
+ * route bindings and the password worker threads, freed by api_free.
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <pthread.h>
+#include <unistd.h>
+#include <fcntl.h>
 
+#include <event2/event.h>
 #include <openssl/evp.h>
 
 #include "api.h"
@@ -33,10 +41,41 @@ static const struct db_stmt api_stmt_token = {
 	"returning o.id, o.role",
 };
 
+static const struct db_stmt api_stmt_session = {
+	"api_session",
+	"select operator_id, role, csrf_token from linbat.session_check($1)",
+};
+
+/* Worker threads that hash and check passwords (argon2id takes tens of ms). */
+#define API_WORKERS 2
+
 /* A route and the server it belongs to, as the http layer's argument. */
 struct api_binding {
 	struct server *srv;
 	const struct api_route *route;
+};
+
+/* One piece of password work, queued to the workers, then posted back. */
+struct api_job {
+	void (*fn)(void *);
+	void (*done)(void *);
+	void *arg;
+	struct api_job *next;
+};
+
+/* The API's state in one process. */
+struct api {
+	struct api_binding **bindings; /* owned: http_route keeps pointers to them */
+	size_t nbindings;
+	pthread_t threads[API_WORKERS];
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct api_job *head, *tail; /* waiting for a worker */
+	int stop;
+	int pipe[2];                 /* workers write finished jobs, the loop reads them */
+	struct event *ev;
+	int busy;                    /* jobs not yet done on the loop */
+	struct api_events *events;
 };
 
 void
@@ -47,6 +86,12 @@ api_token_hash(const char *token, char *out)
 
 	EVP_Digest(token, strlen(token), md, &n, EVP_sha256(), NULL);
 	util_hex(md, n, out);
+}
+
+const char *
+api_role_name(enum api_role r)
+{
+	return api_role_names[r];
 }
 
 /* The role named s, or API_ROLE_ANON. */
@@ -62,32 +107,70 @@ api_role_parse(const char *s)
 	return API_ROLE_ANON;
 }
 
-/* Run the handler if the caller's role suffices. */
-static void
-api_authorised(struct api_call *call, const struct api_route *route)
+/* Whether the request's method may change state (everything but GET, HEAD and OPTIONS). */
+static int
+api_changes_state(struct http_req *hr)
 {
-	if (call->role < route->least)
-		http_reply_error(call->hr, HTTP_ERR_FORBIDDEN, "Your role may not do this.");
-	else
-		route->fn(call);
+	const char *m = http_req_method(hr);
+
+	return strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0 && strcmp(m, "OPTIONS") != 0;
 }
 
-/* The token lookup came back. */
+/* The credential lookup came back: check CSRF and role, then run the handler. */
 static void
-api_token_checked(const PGresult *res, const char *error, const char *sqlstate, void *arg)
+api_auth_checked(const PGresult *res, const char *error, const char *sqlstate, void *arg)
 {
 	struct api_call *call = arg;
+	const char *csrf;
 
-	if (error != NULL)
+	if (error != NULL) {
 		http_reply_error(call->hr, HTTP_ERR_UNAVAILABLE, error);
-	else if (PQntuples(res) == 0)
-		http_reply_error(call->hr, HTTP_ERR_UNAUTHORIZED, "The token is unknown or expired.");
-	else {
-		call->operator_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-		snprintf(call->operator_str, sizeof call->operator_str, "%lld", call->operator_id);
-		call->role = api_role_parse(PQgetvalue(res, 0, 1));
-		api_authorised(call, call->route);
+		return;
 	}
+	if (PQntuples(res) == 0) {
+		http_reply_error(call->hr, HTTP_ERR_UNAUTHORIZED, call->by_cookie ?
+		    "The session is unknown or expired." : "The token is unknown or expired.");
+		return;
+	}
+	call->operator_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	snprintf(call->operator_str, sizeof call->operator_str, "%lld", call->operator_id);
+	call->role = api_role_parse(PQgetvalue(res, 0, 1));
+	if (call->by_cookie && api_changes_state(call->hr)) {
+		csrf = http_req_header(call->hr, "X-CSRF-Token");
+		if (csrf == NULL || !util_ct_streq(csrf, PQgetvalue(res, 0, 2))) {
+			http_reply_error(call->hr, HTTP_ERR_CSRF, "Send the session's X-CSRF-Token header.");
+			return;
+		}
+	}
+	if (call->role < call->route->least)
+		http_reply_error(call->hr, HTTP_ERR_FORBIDDEN, "Your role may not do this.");
+	else
+		call->route->fn(call);
+}
+
+/* The value of the session cookie in a Cookie header, copied into out; 0 if found. */
+static int
+api_cookie(const char *header, char *out, size_t outlen)
+{
+	const char *p = header, *end;
+	size_t n = strlen(API_SESSION_COOKIE);
+
+	while (p != NULL && *p != '\0') {
+		while (*p == ' ' || *p == ';')
+			p++;
+		end = strchr(p, ';');
+		if (strncmp(p, API_SESSION_COOKIE, n) == 0 && p[n] == '=') {
+			p += n + 1;
+			n = end != NULL ? (size_t)(end - p) : strlen(p);
+			if (n == 0 || n >= outlen)
+				return -1;
+			memcpy(out, p, n);
+			out[n] = '\0';
+			return 0;
+		}
+		p = end;
+	}
+	return -1;
 }
 
 /* Every API request starts here: find who calls, then run the route. */
@@ -97,7 +180,8 @@ api_entry(struct http_req *hr, void *arg)
 	const struct api_binding *b = arg;
 	struct api_call *call = xcalloc(1, sizeof *call);
 	const char *auth = http_req_header(hr, "Authorization");
-	char hash[2 * EVP_MAX_MD_SIZE + 1];
+	const char *cookie = http_req_header(hr, "Cookie");
+	char hash[2 * EVP_MAX_MD_SIZE + 1], value[256];
 	const char *params[1] = { hash };
 
 	call->srv = b->srv;
@@ -108,36 +192,43 @@ api_entry(struct http_req *hr, void *arg)
 		b->route->fn(call);
 		return;
 	}
-	if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 || auth[7] == '\0') {
-		http_reply_error(hr, HTTP_ERR_UNAUTHORIZED, "Send Authorization: Bearer TOKEN.");
-		return;
-	}
-	api_token_hash(auth + 7, hash);
-	db_exec(b->srv->db, &api_stmt_token, 1, params, api_token_checked, call);
+	if (auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0 && auth[7] != '\0') {
+		api_token_hash(auth + 7, hash);
+		db_exec(b->srv->db, &api_stmt_token, 1, params, api_auth_checked, call);
+	} else if (auth == NULL && cookie != NULL && api_cookie(cookie, value, sizeof value) == 0) {
+		call->by_cookie = 1;
+		api_token_hash(value, hash);
+		db_exec(b->srv->db, &api_stmt_session, 1, params, api_auth_checked, call);
+	} else
+		http_reply_error(hr, HTTP_ERR_UNAUTHORIZED, "Log in, or send Authorization: Bearer TOKEN.");
 }
 
 void
 api_add_routes(struct server *srv, const struct api_route *routes, size_t n)
 {
+	struct api *api = srv->api;
 	struct api_binding *b;
 	size_t i;
 
+	api->bindings = xrealloc(api->bindings, (api->nbindings + n) * sizeof *api->bindings);
 	for (i = 0; i < n; i++) {
-		/* Bindings live as long as the process: the route table holds them. */
 		b = xmalloc(sizeof *b);
 		b->srv = srv;
 		b->route = &routes[i];
+		api->bindings[api->nbindings++] = b;
 		http_route(srv->http, routes[i].method, routes[i].pattern, api_entry, b);
 	}
 }
 
-/* Map a SQL error to an API answer. */
-static void
+void
 api_sql_error(struct http_req *hr, const char *error, const char *sqlstate)
 {
 	if (strcmp(sqlstate, "P0002") == 0)
 		http_reply_error(hr, HTTP_ERR_NOT_FOUND, error);
-	else if (strncmp(sqlstate, "23", 2) == 0 || strcmp(sqlstate, "40001") == 0)
+	else if (strcmp(sqlstate, "42501") == 0)
+		http_reply_error(hr, HTTP_ERR_FORBIDDEN, error);
+	else if (strncmp(sqlstate, "23", 2) == 0 || strcmp(sqlstate, "40001") == 0 ||
+	    strcmp(sqlstate, "P0001") == 0)
 		http_reply_error(hr, HTTP_ERR_CONFLICT, error);
 	else if (strncmp(sqlstate, "22", 2) == 0 || strncmp(sqlstate, "P0", 2) == 0)
 		http_reply_error(hr, HTTP_ERR_BAD_REQUEST, error);
@@ -197,63 +288,99 @@ api_param_id(struct api_call *call, const char *name)
 	return id;
 }
 
-/* GET /api/v1/conversations */
-static void
-api_conversations(struct api_call *call)
+/* A worker thread: run queued jobs until told to stop, posting each back. */
+static void *
+api_worker(void *arg)
 {
-	api_json_query(call, 200, "select json_build_object('conversations', coalesce(json_agg(c), '[]')) from ("
-	    "select c.id, c.status, c.assigned_operator as assignee, c.last_instance as channel, "
-	    "ci.kind as channel_kind, json_build_object('id', i.id, 'name', coalesce(i.company_name, i.display_name), "
-	    "'nib', i.nib) as investor, c.last_message_at, "
-	    "case when c.status <> 'resolved' and c.assigned_operator is null then c.queued_since end as waiting_since "
-	    "from linbat.conversation c join linbat.investor i on i.id = c.investor_id "
-	    "left join linbat.channel_instance ci on ci.name = c.last_instance "
-	    "order by c.last_message_at desc nulls last, c.id desc limit 100) c", 0, NULL);
-}
+	struct api *api = arg;
+	struct api_job *job;
 
-/* GET /api/v1/conversations/{id}/messages */
-static void
-api_messages(struct api_call *call)
-{
-	const char *params[1] = { http_req_param(call->hr, "id") };
-
-	if (api_param_id(call, "id") == 0)
-		return;
-	api_json_query(call, 200, "select case when exists (select 1 from linbat.conversation where id = $1::bigint) "
-	    "then json_build_object('messages', coalesce(json_agg(m order by m.id), '[]')) end from ("
-	    "select m.id, m.direction, m.channel_instance as channel, m.content_type, m.body, m.status, "
-	    "m.error_code, m.error_text, m.fallback_of, m.created_at from linbat.message m "
-	    "where m.conversation_id = $1::bigint order by m.id) m", 1, params);
-}
-
-/* POST /api/v1/conversations/{id}/messages {"body": "..."} */
-static void
-api_reply(struct api_call *call)
-{
-	json_t *req, *body;
-	const char *params[3];
-
-	if (api_param_id(call, "id") == 0 || (req = http_req_json(call->hr)) == NULL)
-		return;
-	body = json_object_get(req, "body");
-	if (!json_is_string(body) || json_string_length(body) == 0 || json_string_length(body) > 4096) {
-		json_decref(req);
-		http_reply_error(call->hr, HTTP_ERR_BAD_REQUEST, "\"body\" must be text of 1 to 4096 characters.");
-		return;
+	pthread_mutex_lock(&api->lock);
+	for (;;) {
+		while (api->head == NULL && !api->stop)
+			pthread_cond_wait(&api->cond, &api->lock);
+		if (api->head == NULL)
+			break;
+		job = api->head;
+		api->head = job->next;
+		if (api->head == NULL)
+			api->tail = NULL;
+		pthread_mutex_unlock(&api->lock);
+		job->fn(job->arg);
+		/* a pointer is under PIPE_BUF: the write is atomic */
+		if (write(api->pipe[1], &job, sizeof job) != sizeof job)
+			log_fatal("api", "Could not post a finished job to the loop.");
+		pthread_mutex_lock(&api->lock);
 	}
-	params[0] = http_req_param(call->hr, "id");
-	params[1] = json_string_value(body);
-	params[2] = call->operator_str;
-	api_json_query(call, 201, "select json_build_object('id', linbat.enqueue_reply($1::bigint, $2, $3::bigint))",
-	    3, params);
-	json_decref(req);
+	pthread_mutex_unlock(&api->lock);
+	return NULL;
 }
 
-static const struct api_route api_conversation_routes[] = {
-	{ "GET", "/api/v1/conversations", API_ROLE_OPERATOR, api_conversations },
-	{ "GET", "/api/v1/conversations/{id}/messages", API_ROLE_OPERATOR, api_messages },
-	{ "POST", "/api/v1/conversations/{id}/messages", API_ROLE_OPERATOR, api_reply },
-};
+/* The loop side of the pipe: finish the jobs the workers posted. */
+static void
+api_work_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct api *api = arg;
+	struct api_job *jobs[64];
+	ssize_t n;
+	size_t i;
+
+	while ((n = read(fd, jobs, sizeof jobs)) > 0) {
+		for (i = 0; i < (size_t)n / sizeof jobs[0]; i++) {
+			api->busy--;
+			jobs[i]->done(jobs[i]->arg);
+			free(jobs[i]);
+		}
+	}
+}
+
+void
+api_work(struct server *srv, void (*fn)(void *), void (*done)(void *), void *arg)
+{
+	struct api *api = srv->api;
+	struct api_job *job = xcalloc(1, sizeof *job);
+
+	job->fn = fn;
+	job->done = done;
+	job->arg = arg;
+	api->busy++;
+	pthread_mutex_lock(&api->lock);
+	if (api->tail != NULL)
+		api->tail->next = job;
+	else
+		api->head = job;
+	api->tail = job;
+	pthread_cond_signal(&api->cond);
+	pthread_mutex_unlock(&api->lock);
+}
+
+/* Start the worker threads and the pipe that brings their results back. */
+static void
+api_workers_start(struct server *srv)
+{
+	struct api *api = srv->api;
+	int i;
+
+	if (pipe(api->pipe) != 0)
+		log_fatal("api", "Could not make the workers' pipe. reason=\"%s\"", strerror(errno));
+	fcntl(api->pipe[0], F_SETFL, O_NONBLOCK);
+	fcntl(api->pipe[0], F_SETFD, FD_CLOEXEC);
+	fcntl(api->pipe[1], F_SETFD, FD_CLOEXEC);
+	api->ev = event_new(srv->base, api->pipe[0], EV_READ | EV_PERSIST, api_work_done, api);
+	event_add(api->ev, NULL);
+	pthread_mutex_init(&api->lock, NULL);
+	pthread_cond_init(&api->cond, NULL);
+	for (i = 0; i < API_WORKERS; i++) {
+		if (pthread_create(&api->threads[i], NULL, api_worker, api) != 0)
+			log_fatal("api", "Could not start a password worker thread.");
+	}
+}
+
+struct api_events **
+api_events_state(struct server *srv)
+{
+	return &srv->api->events;
+}
 
 /* Anything else under /api/: a JSON 404, never the static files. */
 static void
@@ -265,6 +392,53 @@ api_unknown(struct http_req *hr, void *arg)
 void
 api_init(struct server *srv)
 {
-	api_add_routes(srv, api_conversation_routes, nitems(api_conversation_routes));
+	srv->api = xcalloc(1, sizeof *srv->api);
+	api_workers_start(srv);
+	api_auth_init(srv);
+	api_inbox_init(srv);
+	api_admin_init(srv);
+	api_events_init(srv);
 	http_route(srv->http, NULL, "/api/*", api_unknown, NULL);
+}
+
+void
+api_stop(struct server *srv)
+{
+	if (srv->api != NULL)
+		api_events_stop(srv);
+}
+
+void
+api_free(struct server *srv)
+{
+	struct api *api = srv->api;
+	struct api_job *job;
+	size_t i;
+
+	if (api == NULL)
+		return;
+	api_events_free(srv);
+	pthread_mutex_lock(&api->lock);
+	api->stop = 1;
+	pthread_cond_broadcast(&api->cond);
+	pthread_mutex_unlock(&api->lock);
+	for (i = 0; i < API_WORKERS; i++)
+		pthread_join(api->threads[i], NULL);
+	/* jobs the workers posted but the loop never read: their requests are gone with evhttp */
+	while (read(api->pipe[0], &job, sizeof job) == sizeof job)
+		free(job);
+	for (job = api->head; job != NULL; job = api->head) {
+		api->head = job->next;
+		free(job);
+	}
+	event_free(api->ev);
+	close(api->pipe[0]);
+	close(api->pipe[1]);
+	pthread_mutex_destroy(&api->lock);
+	pthread_cond_destroy(&api->cond);
+	for (i = 0; i < api->nbindings; i++)
+		free(api->bindings[i]);
+	free(api->bindings);
+	free(api);
+	srv->api = NULL;
 }

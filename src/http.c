@@ -64,6 +64,11 @@ struct http_req {
 	uint64_t start_us;
 	void *data;
 	void (*data_free)(void *);
+	/* a streamed answer: the evhttp request (kept after a close, for libevent
+	 * to free at http_stream_end) and who to tell when the client goes away */
+	struct evhttp_request *stream;
+	http_closed_cb closed_cb;
+	void *closed_arg;
 };
 
 static const struct {
@@ -244,6 +249,8 @@ http_conn_closed(struct evhttp_connection *evcon, void *arg)
 
 	hr->ev = NULL;
 	hr->evcon = NULL;
+	if (hr->closed_cb != NULL)
+		hr->closed_cb(hr, hr->closed_arg);
 }
 
 /* Match one pattern against path, filling the request's parameters. */
@@ -586,4 +593,50 @@ http_reply_error(struct http_req *hr, enum http_err e, const char *detail)
 	if (detail != NULL)
 		json_object_set_new(err, "detail", json_string(detail));
 	http_reply_json(hr, http_errors[e].status, json_pack("{s:o}", "error", err));
+}
+
+void
+http_stream_start(struct http_req *hr, int status, const char *content_type, http_closed_cb cb, void *arg)
+{
+	hr->closed_cb = cb;
+	hr->closed_arg = arg;
+	hr->stream = hr->ev;
+	if (hr->ev == NULL)
+		return;
+	http_add_header(hr, "Content-Type", content_type);
+	http_add_header(hr, "Cache-Control", "no-cache");
+	/* a stream is quiet between heartbeats: the server's 60 s timeout would cut it */
+	evhttp_connection_set_timeout(hr->evcon, 24 * 3600);
+	evhttp_send_reply_start(hr->ev, status, NULL);
+}
+
+void
+http_stream_write(struct http_req *hr, const void *data, size_t len)
+{
+	struct evbuffer *b;
+
+	if (hr->ev == NULL)
+		return;
+	b = evbuffer_new();
+	evbuffer_add(b, data, len);
+	evhttp_send_reply_chunk(hr->ev, b);
+	evbuffer_free(b);
+}
+
+void
+http_stream_end(struct http_req *hr)
+{
+	unsigned long long us = util_mono_us() - hr->start_us;
+	int status = hr->ev != NULL ? 200 : 499;
+
+	hr->closed_cb = NULL;
+	if (hr->ev != NULL)
+		evhttp_connection_set_closecb(hr->evcon, NULL, NULL);
+	/* after a close libevent keeps the request for us: this frees it */
+	if (hr->stream != NULL)
+		evhttp_send_reply_end(hr->stream);
+	log_info("http", "Stream ended. path=%s status=%d us=%llu peer=%s", hr->path, status, us, hr->peer);
+	if (hr->srv->done_cb != NULL)
+		hr->srv->done_cb(hr->pattern, status, us, hr->srv->done_arg);
+	http_req_free(hr);
 }

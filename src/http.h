@@ -76,4 +76,17 @@ void http_reply(struct http_req *, int status, const char *content_type, const v
 void http_reply_json(struct http_req *, int status, json_t *body); /* steals body */
 void http_reply_error(struct http_req *, enum http_err, const char *detail);
 
+/*
+ * Streamed answers (Server-Sent Events). http_stream_start sends the status
+ * and headers with chunked encoding and keeps the request open instead of
+ * ending it; http_stream_write sends one chunk; http_stream_end ends the
+ * request (and is the one answer call for it). If the client goes away first,
+ * closed_cb is called once, from the loop; the owner must then still call
+ * http_stream_end, which only frees what is left.
+ */
+typedef void (*http_closed_cb)(struct http_req *, void *arg);
+void http_stream_start(struct http_req *, int status, const char *content_type, http_closed_cb, void *arg);
+void http_stream_write(struct http_req *, const void *data, size_t len);
+void http_stream_end(struct http_req *);
+
 #endif

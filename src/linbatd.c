@@ -145,6 +145,7 @@ linbatd_sigterm(evutil_socket_t sig, short what, void *arg)
 	log_info("linbatd", "Stopping. signal=%d", (int)sig);
 	sdnotify_send("STOPPING=1");
 	http_stop_accepting(srv.http);
+	api_stop(&srv);
 	dispatch_stop(srv.dispatch);
 	for (size_t i = 0; i < srv.nchannels; i++)
 		channel_stop(srv.channels[i], 1);
@@ -338,6 +339,7 @@ linbatd_run(void)
 	if (linbatd_drain_timer != NULL)
 		event_free(linbatd_drain_timer);
 	http_destroy(srv.http);
+	api_free(&srv);
 	dispatch_destroy(srv.dispatch);
 	for (size_t i = 0; i < srv.nchannels; i++)
 		channel_destroy(srv.channels[i]);

@@ -27,6 +27,7 @@ struct server {
 	struct channel **channels;    /* one per [channel NAME] section */
 	size_t nchannels;
 	struct dispatch *dispatch;
+	struct api *api;              /* the API's state (api.c) */
 	char owner[96];  /* "host:pid", the lease owner of claimed work */
 	int stopping;
 };
