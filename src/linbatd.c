@@ -17,6 +17,7 @@
 #include "conf.h"
 #include "dispatch.h"
 #include "log.h"
+#include "metrics.h"
 #include "migrate.h"
 #include "sdnotify.h"
 #include "server.h"
@@ -304,6 +305,7 @@ linbatd_start(char **cause)
 	linbatd_apply_reloadable(srv.conf);
 	health_init(&srv);
 	api_init(&srv);
+	metrics_init(&srv);
 	http_route(srv.http, NULL, "/webhooks/{name}", linbatd_webhook, NULL);
 	http_route(srv.http, NULL, "/webhooks/{name}/*", linbatd_webhook, NULL);
 	http_set_static_dir(srv.http, conf_str(srv.conf, "daemon", "web_dir"));
@@ -346,6 +348,7 @@ linbatd_run(void)
 	free(srv.channels);
 	curlev_destroy(srv.curl);
 	db_destroy(srv.db);
+	metrics_reset();
 	log_info("linbatd", "Stopped.");
 	event_base_free(srv.base);
 	return 0;
