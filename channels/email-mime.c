@@ -82,11 +82,13 @@ email_mime_body(const struct email_out *o)
 	GMimeMultipart *alt;
 
 	g_mime_text_part_set_text(text, o->body);
+	g_mime_text_part_set_charset(text, "utf-8"); /* GMime would say us-ascii for ASCII text */
 	g_mime_part_set_content_encoding(GMIME_PART(text), GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE);
 	if (o->html == NULL)
 		return GMIME_OBJECT(text);
 	html = g_mime_text_part_new_with_subtype("html");
 	g_mime_text_part_set_text(html, o->html);
+	g_mime_text_part_set_charset(html, "utf-8");
 	g_mime_part_set_content_encoding(GMIME_PART(html), GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE);
 	alt = g_mime_multipart_new_with_subtype("alternative");
 	g_mime_multipart_add(alt, GMIME_OBJECT(text));
