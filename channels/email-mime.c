@@ -372,12 +372,19 @@ email_mime_dsn_id(struct email_parsed *p, const char *text, const char *name)
 	free(id);
 }
 
+/* The bytes of a part as a string (caller frees); an empty part has no data pointer at all. */
+static char *
+email_mime_bytes_text(const GByteArray *bytes)
+{
+	return bytes->len == 0 ? xstrdup("") : xstrndup((const char *)bytes->data, bytes->len);
+}
+
 /* A delivery-status part: the status and the diagnostic of the (first) recipient. */
 static void
 email_mime_dsn_status(struct email_walk *w, GMimePart *part)
 {
 	GByteArray *bytes = email_mime_part_bytes(part);
-	char *text = xstrndup((const char *)bytes->data, bytes->len);
+	char *text = email_mime_bytes_text(bytes);
 
 	if (w->p->dsn_status == NULL)
 		w->p->dsn_status = email_mime_field(text, "Status");
@@ -394,7 +401,7 @@ static void
 email_mime_dsn_headers(struct email_walk *w, GMimePart *part)
 {
 	GByteArray *bytes = email_mime_part_bytes(part);
-	char *text = xstrndup((const char *)bytes->data, bytes->len);
+	char *text = email_mime_bytes_text(bytes);
 
 	if (w->p->dsn_original == NULL)
 		email_mime_dsn_id(w->p, text, "Message-ID");
