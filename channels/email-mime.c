@@ -284,14 +284,38 @@ email_mime_utf8_fix(char *s)
 	return out;
 }
 
-/* The text of a text part, in UTF-8 with LF line ends (caller frees). */
+/* The decoded bytes of a part. */
+static GByteArray *email_mime_part_bytes(GMimePart *);
+
+/* The bytes of a part as a string (caller frees); an empty part has no data pointer at all. */
+static char *
+email_mime_bytes_text(const GByteArray *bytes)
+{
+	return bytes->len == 0 ? xstrdup("") : xstrndup((const char *)bytes->data, bytes->len);
+}
+
+/*
+ * The text of a text part, in UTF-8 with LF line ends (caller frees). GMime
+ * converts declared charsets; text that says UTF-8 or ASCII (or nothing) but
+ * is not valid UTF-8 is read as ISO-8859-1 rather than losing its letters.
+ */
 static char *
 email_mime_part_text(GMimeTextPart *part)
 {
-	char *t = g_mime_text_part_get_text(part), *s, *r, *w;
+	const char *cs = g_mime_object_get_content_type_parameter(GMIME_OBJECT(part), "charset");
+	const char *canon = cs != NULL ? g_mime_charset_canon_name(cs) : "utf-8";
+	GByteArray *bytes;
+	char *t, *s, *r, *w;
 
-	s = xstrdup(t != NULL ? t : "");
-	g_free(t);
+	if (g_ascii_strcasecmp(canon, "utf-8") == 0 || g_ascii_strcasecmp(canon, "us-ascii") == 0) {
+		bytes = email_mime_part_bytes(GMIME_PART(part));
+		s = email_mime_bytes_text(bytes);
+		g_byte_array_unref(bytes);
+	} else {
+		t = g_mime_text_part_get_text(part);
+		s = xstrdup(t != NULL ? t : "");
+		g_free(t);
+	}
 	for (r = w = s; *r != '\0'; r++) {
 		if (*r != '\r')
 			*w++ = *r;
@@ -370,13 +394,6 @@ email_mime_dsn_id(struct email_parsed *p, const char *text, const char *name)
 	if (r != NULL)
 		g_mime_references_free(r);
 	free(id);
-}
-
-/* The bytes of a part as a string (caller frees); an empty part has no data pointer at all. */
-static char *
-email_mime_bytes_text(const GByteArray *bytes)
-{
-	return bytes->len == 0 ? xstrdup("") : xstrndup((const char *)bytes->data, bytes->len);
 }
 
 /* A delivery-status part: the status and the diagnostic of the (first) recipient. */
