@@ -303,7 +303,6 @@ def test_two_processes_never_send_one_message_twice(start_linbatd, tmp_path, con
     assert len(a) > 0 and len(b) > 0
 
 
-@pytest.mark.log_allow(r"db: ", r"dispatch: ")
 def test_answers_survive_a_database_outage(start_linbatd, tmp_path, private_pg):
     """Sends finish while PostgreSQL is down: their answers are kept and
     recorded once it is back, and nothing is sent twice."""
