@@ -165,7 +165,12 @@ dispatch_record_single(struct dispatch_job *job)
 	dispatch_record_send(r);
 }
 
-/* Count what the database made of one answer, and say so if it ends the message here. */
+/*
+ * Count what the database made of one answer (sent: accepted by a provider;
+ * failed: every failed send, of which retried went back to the queue, as
+ * such or as the template, and fallbacks moved to the investor's next
+ * channel), and say so at INFO when it ends the message on its channel.
+ */
 static void
 dispatch_outcome(struct dispatch *d, struct dispatch_job *job, const char *outcome)
 {
@@ -173,11 +178,10 @@ dispatch_outcome(struct dispatch *d, struct dispatch_job *job, const char *outco
 		d->stats.sent++;
 		return;
 	}
+	d->stats.failed++;
 	if (strcmp(outcome, "retry") == 0 || strcmp(outcome, "template") == 0)
 		d->stats.retried++;
-	else if (strcmp(outcome, "fallback") == 0 || strcmp(outcome, "failed") == 0)
-		d->stats.failed++;
-	if (strcmp(outcome, "fallback") == 0)
+	else if (strcmp(outcome, "fallback") == 0)
 		d->stats.fallbacks++;
 	if (strcmp(outcome, "retry") == 0 || strcmp(outcome, "ignored") == 0)
 		log_debug("dispatch", "A failed send was recorded. id=%lld instance=%s code=%s outcome=%s",
