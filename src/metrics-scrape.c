@@ -24,7 +24,7 @@
 #include "server.h"
 #include "util.h"
 
-#define METRICS_DEADLINE_MS 2000
+#define METRICS_DEADLINE_MS 5000
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
 /* The families the scrape query returns, in the order of its rows' first column. */
