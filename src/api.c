@@ -227,6 +227,8 @@ api_sql_error(struct http_req *hr, const char *error, const char *sqlstate)
 		http_reply_error(hr, HTTP_ERR_NOT_FOUND, error);
 	else if (strcmp(sqlstate, "42501") == 0)
 		http_reply_error(hr, HTTP_ERR_FORBIDDEN, error);
+	else if (strcmp(sqlstate, "23514") == 0 || strcmp(sqlstate, "23502") == 0)
+		http_reply_error(hr, HTTP_ERR_BAD_REQUEST, error); /* a CHECK or NOT NULL: bad input */
 	else if (strncmp(sqlstate, "23", 2) == 0 || strcmp(sqlstate, "40001") == 0 ||
 	    strcmp(sqlstate, "P0001") == 0)
 		http_reply_error(hr, HTTP_ERR_CONFLICT, error);

@@ -59,7 +59,8 @@ void api_add_routes(struct server *, const struct api_route *, size_t);
 /*
  * Run a query whose single row and column is the JSON answer, and send it with
  * status (or 404 when the query returns no row or SQL NULL). SQL errors of
- * class 22/23/P0 become 400/404/409 with PostgreSQL's message, 42501 a 403.
+ * class 22 and CHECK violations become 400, P0002 404, other class 23 and P0001
+ * 409, 42501 403, each with PostgreSQL's message.
  */
 void api_json_query(struct api_call *, int status, const char *sql, int nparams, const char *const *params);
 /* Parse an id path parameter ("{id}"); 0 and a 404 answer if it is not a positive integer. */
