@@ -40,8 +40,6 @@ box-allow-ip = 127.0.0.1
 log-file = "{dir}/bearerbox.log"
 log-level = 1
 access-log = "{dir}/access.log"
-store-type = spool
-store-location = "{dir}/spool"
 dlr-storage = internal
 
 group = smsc
@@ -131,7 +129,7 @@ class Kannel:
 
     def __init__(self, workdir, username="linbat", password="rahasia-kannel"):
         self.dir = os.path.join(workdir, "kannel")
-        os.makedirs(os.path.join(self.dir, "spool"), exist_ok=True)
+        os.makedirs(self.dir, exist_ok=True)
         self.username, self.password = username, password
         self.ports = {k: linbat.free_port() for k in ("admin_port", "smsbox_port", "fake_port", "sendsms_port")}
         self.conf = os.path.join(self.dir, "kannel.conf")
