@@ -209,17 +209,30 @@ def test_temporary_failures_back_off_exponentially_up_to_max_attempts(start_linb
     assert read_records(rec) == []
 
 
+def metrics(daemon):
+    """{name: value} of the samples without labels on GET /metrics."""
+    r = daemon.get("/metrics")
+    assert r.status == 200, r
+    return {m.group(1): float(m.group(2))
+            for m in re.finditer(r"^(linbat_\w+) (\S+)$", r.body.decode(), re.M)}
+
+
 def test_random_temporary_failures_all_end_up_sent_once(start_linbatd, tmp_path, conn):
     rec = str(tmp_path / "sms.jsonl")
-    start(start_linbatd, tmp_path, tchannel("sms1", rec, fail="temporary", fail_rate="30"))
+    d = start(start_linbatd, tmp_path, tchannel("sms1", rec, fail="temporary", fail_rate="30"))
     ids = seed(conn, "sms1", 1000)
     assert wait_all_sent(conn, ids, 60) == {"sent": 1000}
     sent_counts(read_records(rec), ids)
     with conn.cursor() as cur:
-        cur.execute("select max(attempts), count(*) filter (where attempts > 1) from linbat.message "
-                    "where id = any(%s)", (ids,))
-        most, retried = cur.fetchone()
+        cur.execute("select max(attempts), count(*) filter (where attempts > 1), sum(attempts) "
+                    "from linbat.message where id = any(%s)", (ids,))
+        most, retried, attempts = cur.fetchone()
     assert most >= 3 and 200 <= retried <= 400, (most, retried)
+    m = metrics(d)
+    assert m["linbat_dispatch_claimed_total"] == attempts
+    assert m["linbat_dispatch_sent_total"] == 1000
+    assert m["linbat_dispatch_failed_total"] == attempts - 1000
+    assert m["linbat_dispatch_inflight"] == 0
 
 
 def test_window_closed_sends_the_template_instead(start_linbatd, tmp_path, conn):
