@@ -100,6 +100,9 @@ static const struct conf_key conf_keys[] = {
 	{ "routing", "away_grace", CONF_DURATION, "60s", 0, CONF_HOUR, NULL, 0,
 	  "An online operator whose last live connection to the inbox closed is set away "
 	  "after this long, unless they connect again first." },
+	{ "scheduler", "interval", CONF_DURATION, "60s", CONF_SEC, CONF_HOUR, NULL, 0,
+	  "How often linbatd plans the LKPM reminders that are due (one process plans at a "
+	  "time, through an advisory lock) and sweeps conversations past their SLA." },
 	{ "auth", "session_ttl", CONF_DURATION, "12h", CONF_SEC, 30 * CONF_DAY, NULL, 0,
 	  "How long a login to the inbox lasts; after it the operator logs in again." },
 };

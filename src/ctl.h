@@ -34,6 +34,10 @@ extern const struct ctl_cmd ctl_operator_cmds[];
 extern const size_t ctl_operator_ncmds;
 extern const struct ctl_cmd ctl_lkpm_cmds[];
 extern const size_t ctl_lkpm_ncmds;
+extern const struct ctl_cmd ctl_import_cmds[];
+extern const size_t ctl_import_ncmds;
+extern const struct ctl_cmd ctl_campaign_cmds[];
+extern const size_t ctl_campaign_ncmds;
 
 /* Print "usage: linbatctl USAGE" and return 2. */
 int ctl_usage_error(struct ctl *, const char *usage);

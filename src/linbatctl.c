@@ -47,6 +47,8 @@ static const struct {
 	{ ctl_builtin, &ctl_builtin_ncmds },
 	{ ctl_operator_cmds, &ctl_operator_ncmds },
 	{ ctl_lkpm_cmds, &ctl_lkpm_ncmds },
+	{ ctl_import_cmds, &ctl_import_ncmds },
+	{ ctl_campaign_cmds, &ctl_campaign_ncmds },
 };
 
 /* Print the usage with every command. */

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "migrate.h"
+#include "scheduler.h"
 #include "sdnotify.h"
 #include "server.h"
 #include "util.h"
@@ -28,6 +29,7 @@
 #define LINBATD_DRAIN_POLL_MS 20
 
 static struct server srv;
+static struct scheduler *linbatd_scheduler;
 static struct event *linbatd_drain_timer;
 static uint64_t linbatd_stop_deadline;
 
@@ -148,6 +150,7 @@ linbatd_sigterm(evutil_socket_t sig, short what, void *arg)
 	http_stop_accepting(srv.http);
 	api_stop(&srv);
 	dispatch_stop(srv.dispatch);
+	scheduler_stop(linbatd_scheduler);
 	for (size_t i = 0; i < srv.nchannels; i++)
 		channel_stop(srv.channels[i], 1);
 	linbatd_stop_deadline = util_mono_ms() + (uint64_t)conf_int(srv.conf, "daemon", "shutdown_timeout");
@@ -314,6 +317,9 @@ linbatd_start(char **cause)
 	if ((srv.dispatch = dispatch_create(&srv, cause)) == NULL)
 		return -1;
 	dispatch_start(srv.dispatch);
+	if ((linbatd_scheduler = scheduler_create(&srv, cause)) == NULL)
+		return -1;
+	scheduler_start(linbatd_scheduler);
 	if (http_listen(srv.http, conf_str(srv.conf, "daemon", "listen"), cause) != 0)
 		return -1;
 	return 0;
@@ -343,6 +349,7 @@ linbatd_run(void)
 	http_destroy(srv.http);
 	api_free(&srv);
 	dispatch_destroy(srv.dispatch);
+	scheduler_destroy(linbatd_scheduler);
 	for (size_t i = 0; i < srv.nchannels; i++)
 		channel_destroy(srv.channels[i]);
 	free(srv.channels);
