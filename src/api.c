@@ -21,6 +21,7 @@
 #include <event2/event.h>
 #include <openssl/evp.h>
 
+#include "api-campaign.h"
 #include "api.h"
 #include "db.h"
 #include "log.h"
@@ -400,6 +401,7 @@ api_init(struct server *srv)
 	api_inbox_init(srv);
 	api_admin_init(srv);
 	api_events_init(srv);
+	api_campaign_init(srv);
 	http_route(srv->http, NULL, "/api/*", api_unknown, NULL);
 }
 
