@@ -4,13 +4,11 @@ and back in, auto-replies, bounces, a Dovecot restart in the middle of a
 poll, charsets, a WhatsApp failure carried by email, and a stalled SMTP
 server that must not slow the loop."""
 
-import email
-import email.policy
+import http.client
 import json
 import os
 import sys
 import time
-import urllib.request
 
 import psycopg2
 import pytest
@@ -210,7 +208,7 @@ def test_bounce_marks_the_message_failed(start_linbatd, db, peers):
 
 def test_dovecot_restart_mid_poll_loses_nothing_and_takes_nothing_twice(start_linbatd, db, peers):
     smtp, imap = peers
-    n = 20
+    n = 12
     for i in range(n):
         imap.append(mail("investor%02d@pt-contoh.co.id" % i, "LKPM %d" % i, "Pesan %d" % i,
                          "r%02d@pt-contoh.co.id" % i))
@@ -310,10 +308,13 @@ def test_whatsapp_undeliverable_goes_out_by_email(start_linbatd, db, peers, tmp_
         emu.stop()
 
 
-def healthz_ms(url):
+def healthz_ms(conn):
+    """Milliseconds for one GET /healthz on a kept-alive connection."""
     t = time.monotonic()
-    with urllib.request.urlopen(url + "/healthz", timeout=5) as r:
-        r.read()
+    conn.request("GET", "/healthz")
+    r = conn.getresponse()
+    r.read()
+    assert r.status == 200
     return (time.monotonic() - t) * 1000
 
 
@@ -323,13 +324,14 @@ def test_a_stalled_smtp_server_never_blocks_the_loop(start_linbatd, db):
         token = add_operator(db)
         conv = query(db, "select conversation_id from linbat.ingest_inbound('mail1', 'email', %s, 'st1@x', "
                      "'Halo', 'text', '{}', now(), null)", (INVESTOR,))[0][0]
-        base = sorted(healthz_ms(d.url) for _ in range(20))
+        hc = http.client.HTTPConnection("127.0.0.1", d.port, timeout=5)
+        base = sorted(healthz_ms(hc) for _ in range(20))
         ids = [reply(d, token, conv, "Balasan %d" % i) for i in range(3)]
         assert linbat.wait_for(lambda: stall.accepted >= 2, 10), stall.accepted
         samples = []
         deadline = time.monotonic() + 4
         while time.monotonic() < deadline:
-            samples.append(healthz_ms(d.url))
+            samples.append(healthz_ms(hc))
             time.sleep(0.02)
         # every send is still in a worker's hands: the SMTP server has said nothing
         assert {r[0] for r in query(db, "select status from linbat.message where id = any(%s)", (ids,))} == \
@@ -337,6 +339,7 @@ def test_a_stalled_smtp_server_never_blocks_the_loop(start_linbatd, db):
         worst = max(samples)
         print("healthz during the stall: n=%d median=%.2f ms max=%.2f ms (idle median %.2f ms)"
               % (len(samples), sorted(samples)[len(samples) // 2], worst, base[len(base) // 2]))
+        hc.close()
         assert worst < 50, samples
     # the stall ends (connections closed): each send comes back as a temporary failure
     assert linbat.wait_for(lambda: all(r[0] == "queued" and r[1] for r in query(
