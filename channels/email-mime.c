@@ -109,6 +109,19 @@ email_mime_set_id_header(GMimeMessage *m, const char *name, const char *id)
 	free(v);
 }
 
+/* Set a structured header as written: GMime would fold a long one into RFC 2047 words. */
+static void
+email_mime_set_raw_header(GMimeMessage *m, const char *name, const char *value)
+{
+	GMimeHeaderList *list = g_mime_object_get_header_list(GMIME_OBJECT(m));
+	char *raw;
+
+	g_mime_object_set_header(GMIME_OBJECT(m), name, value, NULL);
+	xasprintf(&raw, " %s\n", value);
+	g_mime_header_set_raw_value(g_mime_header_list_get_header(list, name), raw);
+	free(raw);
+}
+
 /* The threading and automation headers. */
 static void
 email_mime_headers(GMimeMessage *m, const struct email_out *o)
@@ -124,7 +137,7 @@ email_mime_headers(GMimeMessage *m, const struct email_out *o)
 	if (o->auto_submitted != NULL)
 		g_mime_object_set_header(GMIME_OBJECT(m), "Auto-Submitted", o->auto_submitted, NULL);
 	if (o->list_unsubscribe != NULL)
-		g_mime_object_set_header(GMIME_OBJECT(m), "List-Unsubscribe", o->list_unsubscribe, NULL);
+		email_mime_set_raw_header(m, "List-Unsubscribe", o->list_unsubscribe);
 }
 
 char *

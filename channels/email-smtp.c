@@ -185,7 +185,8 @@ email_smtp_run(struct email_smtp *p, struct email_job *job)
 
 		job->ok = 0;
 		job->kind = CHANNEL_FAIL_TEMPORARY;
-		snprintf(job->code, sizeof job->code, "esmtp-%d", e);
+		/* libESMTP gives system errors as negative errno values */
+		snprintf(job->code, sizeof job->code, e < 0 ? "errno-%d" : "esmtp-%d", e < 0 ? -e : e);
 		job->text = xstrdup(smtp_strerror(e, err, sizeof err) != NULL ? err : "SMTP session failed.");
 	} else
 		email_smtp_result(job, m, r);

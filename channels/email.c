@@ -293,7 +293,14 @@ static int
 email_is_reminder(const json_t *meta)
 {
 	return json_object_get(meta, "reminder") != NULL || json_object_get(meta, "campaign") != NULL ||
-	    json_is_true(json_object_get(meta, "auto_generated"));
+	    json_is_true(json_object_get(meta, "auto_submitted"));
+}
+
+/* Whether the message answers the investor automatically (acknowledgement, keyword answer). */
+static int
+email_is_autoreply(const json_t *meta)
+{
+	return json_is_true(json_object_get(meta, "ack")) || json_object_get(meta, "keyword") != NULL;
 }
 
 /* Build the mail of msg as a job for the pool. */
@@ -308,7 +315,7 @@ email_job_make(struct email *em, const struct channel_msg *msg)
 	int reminder = email_is_reminder(meta);
 	struct email_out o = { em->from, msg->to, reply_to, NULL, subject, msg->body, NULL,
 		json_string_value(json_object_get(meta, "in_reply_to")), json_object_get(meta, "references"),
-		reminder ? "auto-generated" : json_is_true(json_object_get(meta, "ack")) ? "auto-replied" : NULL,
+		reminder ? "auto-generated" : email_is_autoreply(meta) ? "auto-replied" : NULL,
 		NULL };
 
 	xasprintf(&job->message_id, "linbat.%lld.%s@%s", msg->id, rnd, em->domain);

@@ -344,3 +344,27 @@ def test_a_stalled_smtp_server_never_blocks_the_loop(start_linbatd, db):
     # the stall ends (connections closed): each send comes back as a temporary failure
     assert linbat.wait_for(lambda: all(r[0] == "queued" and r[1] for r in query(
         db, "select status, error_code from linbat.message where id = any(%s)", (ids,))), 15)
+
+
+def test_reminder_is_marked_auto_generated_with_list_unsubscribe(start_linbatd, db, peers):
+    smtp, _ = peers
+    start_linbatd(extra=mail_channel(smtp.port))
+    query(db, """
+        with inv as (insert into linbat.investor (display_name) values ('PT Contoh') returning id),
+             idn as (insert into linbat.identity (investor_id, kind, address)
+                     select id, 'email', %s from inv returning id, investor_id),
+             conv as (insert into linbat.conversation (investor_id, status, resolved_at)
+                      select id, 'resolved', now() from inv returning id)
+        insert into linbat.message (conversation_id, direction, identity_id, channel_instance, body, meta,
+                                    status, next_attempt_at)
+        select conv.id, 'out', idn.id, 'mail1', 'Batas waktu LKPM triwulan III: 15 Oktober.',
+               '{"reminder": true, "campaign": 1, "subject": "Pengingat LKPM / LKPM reminder"}', 'queued', now()
+        from conv, idn""", (INVESTOR,))
+    msgs = linbat.wait_for(lambda: smtp.messages(), 15)
+    assert msgs, "the reminder was not sent"
+    m = msgs[0]
+    (etoken,) = query(db, "select email_token from linbat.conversation")[0]
+    assert m["Auto-Submitted"] == "auto-generated"
+    assert m["List-Unsubscribe"] == "<mailto:lkpm+%s@dpmptsp.example.go.id?subject=BERHENTI>" % etoken
+    assert m["Subject"] == "Pengingat LKPM / LKPM reminder"
+    assert m["In-Reply-To"] is None

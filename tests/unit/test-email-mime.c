@@ -86,13 +86,14 @@ test_build_reminder(void **state)
 {
 	struct email_out o = { "lkpm@d.example", "budi@pt.example", NULL, "linbat.8.aa@d.example",
 		"Pengingat LKPM / LKPM reminder", "Batas waktu LKPM: 15 Januari.", NULL, NULL, NULL, "auto-generated",
-		"<mailto:lkpm@d.example?subject=BERHENTI>" };
+		"<mailto:lkpm+0123456789abcdef0123456789abcdef@dpmptsp.example.go.id?subject=BERHENTI>" };
 	char *raw = email_mime_build(&o);
 	struct email_parsed m;
 
 	(void)state;
 	assert_non_null(strstr(raw, "Auto-Submitted: auto-generated\r\n"));
-	assert_non_null(strstr(raw, "List-Unsubscribe: <mailto:lkpm@d.example?subject=BERHENTI>\r\n"));
+	assert_non_null(strstr(raw, "List-Unsubscribe: <mailto:lkpm+0123456789abcdef0123456789abcdef"
+				    "@dpmptsp.example.go.id?subject=BERHENTI>\r\n"));
 	assert_null(strstr(raw, "Reply-To"));
 	assert_null(strstr(raw, "In-Reply-To"));
 	parse(raw, 0, &m);
