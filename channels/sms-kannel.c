@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "curlev.h"
 #include "log.h"
@@ -399,9 +400,13 @@ static int
 sms_kannel_peer_ok(struct sms_kannel *k, const char *peer)
 {
 	unsigned char a[16];
-	int family = peer != NULL && strchr(peer, ':') != NULL ? AF_INET6 : AF_INET;
+	int family;
 	size_t i;
 
+	/* A dual-stack listener shows IPv4 peers as ::ffff:a.b.c.d. */
+	if (peer != NULL && strncasecmp(peer, "::ffff:", 7) == 0 && strchr(peer + 7, '.') != NULL)
+		peer += 7;
+	family = peer != NULL && strchr(peer, ':') != NULL ? AF_INET6 : AF_INET;
 	if (peer == NULL || inet_pton(family, peer, a) != 1)
 		return 0;
 	for (i = 0; i < k->nallow; i++) {
