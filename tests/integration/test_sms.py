@@ -385,3 +385,25 @@ def test_twilio_send_and_status_callbacks(tw):
         assert (r.status, r.body) == (200, b""), r
     assert wait_status(database, ok, ("delivered",))[0] == "delivered"
     assert wait_status(database, bad, ("failed",))[3] == "30003"
+
+
+def test_fakesmsc_reader_joins_parts_and_decodes_ucs2():
+    """The reader every Kannel check relies on, on lines fakesmsc printed: a
+    concatenated pair is one message, UCS-2 is decoded, a lone part is not a message."""
+    lines = [
+        "2026-11-28 16:12:06 [1] [0] DEBUG: Got message 1: <1234 +6281234567890 ucs-2 "
+        "%00T%00e%00r%00i%00m%00a%00+%00k%00a%00s%00i%00h%00+%D8%3D%DEO>\n",
+        "2026-11-28 16:12:16 [1] [0] DEBUG: Got message 2: <1234 +6281234567890 udh %05%00%03%04%02%01 "
+        "data Yth.+Bapak%2FIbu%2C+batas+LKPM+%26+>\n",
+        "2026-11-28 16:12:16 [1] [0] DEBUG: Got message 3: <1234 +6281234567890 udh %05%00%03%04%02%02 "
+        "data laporan%3A+15+Oktober.>\n",
+        "2026-11-28 16:12:17 [1] [0] DEBUG: Got message 4: <1234 +6281234567890 udh %05%00%03%05%02%01 "
+        "data separuh>\n",
+        "2026-11-28 16:12:18 [1] [0] DEBUG: Got message 5: <1234 +6281234567890 text Halo [ok] & 100%>\n",
+    ]
+    assert kn.join_parts(lines) == [
+        {"from": "1234", "to": "+6281234567890", "text": "Terima kasih \U0001F64F", "parts": 1},
+        {"from": "1234", "to": "+6281234567890", "text": "Yth. Bapak/Ibu, batas LKPM & laporan: 15 Oktober.",
+         "parts": 2},
+        {"from": "1234", "to": "+6281234567890", "text": "Halo [ok] & 100%", "parts": 1},
+    ]
