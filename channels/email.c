@@ -183,7 +183,6 @@ email_sent_cb(struct email_job *job, void *arg)
 	email_check_stopped(em);
 }
 
-/* The poll timer fired: start a round. */
 static void email_poll_start(evutil_socket_t, short, void *);
 
 /* Start the SMTP workers and the IMAP poll. */
@@ -516,6 +515,7 @@ email_poll_status(CURL *easy, CURLcode rc, long status, const char *body, size_t
 	db_exec(p->em->ch->env->db, &email_stmt_begin, 2, params, email_poll_begun, p);
 }
 
+/* The poll timer fired: ask for the mailbox's UIDVALIDITY to begin a round. */
 static void
 email_poll_start(evutil_socket_t fd, short what, void *arg)
 {
