@@ -318,6 +318,26 @@ def healthz_ms(conn):
     return (time.monotonic() - t) * 1000
 
 
+def sample_healthz(conn, seconds):
+    """healthz latencies (ms) sampled every 20 ms for seconds."""
+    samples = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        samples.append(healthz_ms(conn))
+        time.sleep(0.02)
+    return samples
+
+
+def pct(samples, p):
+    s = sorted(samples)
+    return s[min(len(s) - 1, len(s) * p // 100)]
+
+
+def summary(samples):
+    return "n=%d median=%.1f ms p95=%.1f ms max=%.1f ms" % (len(samples), pct(samples, 50), pct(samples, 95),
+                                                          max(samples))
+
+
 def test_a_stalled_smtp_server_never_blocks_the_loop(start_linbatd, db):
     with mailpeers.StallingSmtp() as stall:
         d = start_linbatd(extra=mail_channel(stall.port, smtp_timeout="20s"))
@@ -325,22 +345,22 @@ def test_a_stalled_smtp_server_never_blocks_the_loop(start_linbatd, db):
         conv = query(db, "select conversation_id from linbat.ingest_inbound('mail1', 'email', %s, 'st1@x', "
                      "'Halo', 'text', '{}', now(), null)", (INVESTOR,))[0][0]
         hc = http.client.HTTPConnection("127.0.0.1", d.port, timeout=5)
-        base = sorted(healthz_ms(hc) for _ in range(20))
+        idle = sample_healthz(hc, 3)
         ids = [reply(d, token, conv, "Balasan %d" % i) for i in range(3)]
         assert linbat.wait_for(lambda: stall.accepted >= 2, 10), stall.accepted
-        samples = []
-        deadline = time.monotonic() + 4
-        while time.monotonic() < deadline:
-            samples.append(healthz_ms(hc))
-            time.sleep(0.02)
+        during = sample_healthz(hc, 4)
+        hc.close()
         # every send is still in a worker's hands: the SMTP server has said nothing
         assert {r[0] for r in query(db, "select status from linbat.message where id = any(%s)", (ids,))} == \
             {"sending"}
-        worst = max(samples)
-        print("healthz during the stall: n=%d median=%.2f ms max=%.2f ms (idle median %.2f ms)"
-              % (len(samples), sorted(samples)[len(samples) // 2], worst, base[len(base) // 2]))
-        hc.close()
-        assert worst < 50, samples
+        print("healthz idle: %s; during the SMTP stall: %s" % (summary(idle), summary(during)))
+        # A loop that waited on the stalled server would hold requests for
+        # seconds (the stall outlasts the sampling). The bound is 50 ms over
+        # what the same machine shows idle at the 95th percentile, so that a
+        # loaded test machine's own jitter is not taken for blocking; any
+        # single request held half a second longer than idle fails too.
+        assert pct(during, 95) <= pct(idle, 95) + 50, (summary(idle), summary(during))
+        assert max(during) < max(idle) + 500, (summary(idle), summary(during))
     # the stall ends (connections closed): each send comes back as a temporary failure
     assert linbat.wait_for(lambda: all(r[0] == "queued" and r[1] for r in query(
         db, "select status, error_code from linbat.message where id = any(%s)", (ids,))), 15)
@@ -368,3 +388,26 @@ def test_reminder_is_marked_auto_generated_with_list_unsubscribe(start_linbatd, 
     assert m["List-Unsubscribe"] == "<mailto:lkpm+%s@dpmptsp.example.go.id?subject=BERHENTI>" % etoken
     assert m["Subject"] == "Pengingat LKPM / LKPM reminder"
     assert m["In-Reply-To"] is None
+
+
+def test_recipient_status_decides_permanent_or_temporary(start_linbatd, db):
+    """libESMTP says the session succeeded even when the recipient was refused:
+    the recipient's own status decides. 550 fails the message on email at once,
+    451 is retried, and a recipient taken is sent."""
+    with mailpeers.PickySmtp() as picky:
+        start_linbatd(extra=mail_channel(picky.port))
+        ids = {}
+        for who in ("nouser", "later", "ok"):
+            conv = query(db, "select conversation_id from linbat.ingest_inbound('mail1', 'email', %s, %s, "
+                         "'Halo', 'text', '{}', now(), null)", ("%s@pt.example" % who, "in-" + who))[0][0]
+            ids[who] = query(db, "select linbat.enqueue_reply(%s, 'Balasan', null)", (conv,))[0][0]
+
+        def row(who):
+            return query(db, "select status, error_kind, error_code, attempts from linbat.message where id = %s",
+                         (ids[who],))[0]
+        assert linbat.wait_for(lambda: row("ok")[0] == "sent" and row("nouser")[0] == "failed"
+                               and row("later")[3] >= 2, 20), [row(w) for w in ids]
+        assert row("nouser")[1:3] == ("permanent", "smtp-550")
+        assert row("later")[1:3] == ("temporary", "smtp-451")
+        assert ["ok@pt.example"] in picky.taken
+        assert all("nouser@pt.example" not in t and "later@pt.example" not in t for t in picky.taken)

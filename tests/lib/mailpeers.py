@@ -272,3 +272,43 @@ class StallingSmtp:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class PickySmtp:
+    """An in-process aiosmtpd that refuses some recipients: 550 for an address
+    starting with "nouser", 451 for one starting with "later"; it takes the rest."""
+
+    def __init__(self):
+        from aiosmtpd.controller import Controller
+
+        picky = self
+
+        class Handler:
+            async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+                if address.startswith("nouser"):
+                    return "550 5.1.1 <%s>: Recipient address rejected" % address
+                if address.startswith("later"):
+                    return "451 4.3.0 <%s>: Try again later" % address
+                envelope.rcpt_tos.append(address)
+                return "250 OK"
+
+            async def handle_DATA(self, server, session, envelope):
+                picky.taken.append(envelope.rcpt_tos[:])
+                return "250 Message accepted for delivery"
+
+        self.taken = []
+        self.port = linbat.free_port()
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+
+    def start(self):
+        self.controller.start()
+        return self
+
+    def stop(self):
+        self.controller.stop()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
