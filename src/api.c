@@ -39,6 +39,7 @@ static const struct db_stmt api_stmt_token = {
 	"api_token",
 	"update linbat.api_token t set last_used_at = now() from linbat.operator o "
 	"where t.token_hash = $1 and o.id = t.operator_id and (t.expires_at is null or t.expires_at > now()) "
+	"and o.disabled_at is null "
 	"returning o.id, o.role",
 };
 

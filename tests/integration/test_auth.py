@@ -175,8 +175,11 @@ def test_linbatctl_operator_list_and_set(db, daemon):
                    input="kata-sandi-baru\n")
     assert r.returncode == 0, r.stderr
     s = inbox.Session(daemon, "fajar@x.id", "kata-sandi-baru")
+    tok = inbox.token(db, "fajar@x.id")
+    assert call(daemon, "GET", "/api/v1/me", None, inbox.bearer(tok)).status == 200
     assert linbat.linbatctl("-d", db, "operator", "set", "--email", "fajar@x.id", "--disable").returncode == 0
     assert s.request("GET", "/api/v1/me").status == 401
+    assert call(daemon, "GET", "/api/v1/me", None, inbox.bearer(tok)).status == 401
     r = call(daemon, "POST", "/api/v1/login", {"email": "fajar@x.id", "password": "kata-sandi-baru"})
     assert r.status == 401
     assert "disabled" in linbat.linbatctl("-d", db, "operator", "list").stdout
