@@ -30,9 +30,12 @@
 -- Helpers -----------------------------------------------------------------------
 
 -- A date written the Indonesian way, '15 April 2026' ('en': English months).
+-- This and the helpers below are single expressions, not strict, so that
+-- the planner inlines them: called per reminder, a function call each would
+-- cost more than the rest of planning.
 create function linbat.date_text(p_date date, p_language text)
 returns text
-language sql immutable strict parallel safe
+language sql immutable parallel safe
 as $$
 	select extract(day from p_date)::integer || ' ' || (case p_language when 'en' then
 		array['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August',
@@ -61,14 +64,14 @@ $$;
 -- [p_start, p_end), else the window's next opening.
 create function linbat.window_next(p_now timestamptz, p_start time, p_end time)
 returns timestamptz
-language sql immutable strict parallel safe
+language sql immutable parallel safe
 as $$
 	select case
-		when l::time < p_start then (l::date + p_start) at time zone 'Asia/Makassar'
-		when l::time < p_end then p_now
-		else (l::date + 1 + p_start) at time zone 'Asia/Makassar'
+		when (p_now at time zone 'Asia/Makassar')::time < p_start
+			then ((p_now at time zone 'Asia/Makassar')::date + p_start) at time zone 'Asia/Makassar'
+		when (p_now at time zone 'Asia/Makassar')::time < p_end then p_now
+		else ((p_now at time zone 'Asia/Makassar')::date + 1 + p_start) at time zone 'Asia/Makassar'
 	end
-	from (select p_now at time zone 'Asia/Makassar' as l) x
 $$;
 
 -- True if a filing status means the period needs no more reminders.
@@ -233,38 +236,36 @@ $$;
 -- queued message (held until the send window opens) and, for an investor
 -- who never wrote, a closed conversation to carry it. Returns how many were
 -- planned; 0 at once if another process is planning (it plans the same).
+--
+-- jit is off: the row estimates of the unnests make the plan look costly
+-- enough for JIT, whose compilation took seconds, far longer than the work.
 create function linbat.plan_reminders(p_now timestamptz default now())
 returns integer
 language plpgsql
+set jit = off
 as $$
 declare
+	v_mseq regclass := pg_get_serial_sequence('linbat.message', 'id')::regclass;
+	v_cseq regclass := pg_get_serial_sequence('linbat.conversation', 'id')::regclass;
 	v_n integer;
 begin
 	if not pg_try_advisory_xact_lock(hashtextextended('linbat.plan_reminders', 0)) then
 		return 0;
 	end if;
-	with cand as materialized (
-		select c.*, nextval(pg_get_serial_sequence('linbat.message', 'id')) as message_id,
-			(select max(cv.id) from linbat.conversation cv where cv.investor_id = c.investor_id) as conv
+	-- Under the lock no other planner runs, and candidates already planned
+	-- are left out, so the inserts need no ON CONFLICT (and no join back to
+	-- what it kept); the unique key still refuses a duplicate outright.
+	with ids as materialized (
+		select c.*, nextval(v_mseq) as message_id, coalesce(cv.id, nextval(v_cseq)) as conversation_id,
+			cv.id is null as new_conversation
 		from linbat.reminder_candidates(p_now, null) c
+		left join lateral (select max(x.id) as id from linbat.conversation x
+			where x.investor_id = c.investor_id) cv on true
 		where not c.planned
-	), ids as materialized (
-		select cand.*, coalesce(cand.conv,
-			nextval(pg_get_serial_sequence('linbat.conversation', 'id'))) as conversation_id
-		from cand
-	), rem as (
-		insert into linbat.reminder (campaign_id, investor_id, period, offset_days, deadline,
-			channel, message_id, created_at)
-		select ids.campaign_id, ids.investor_id, ids.period, ids.offset_days, ids.deadline,
-			ids.channel, ids.message_id, p_now
-		from ids
-		on conflict do nothing
-		returning message_id
 	), conv as (
 		insert into linbat.conversation (id, investor_id, status, resolved_at, queued_since)
 		select ids.conversation_id, ids.investor_id, 'resolved', p_now, null
-		from ids join rem using (message_id)
-		where ids.conv is null
+		from ids where ids.new_conversation
 	), msg as (
 		insert into linbat.message (id, conversation_id, direction, identity_id, channel_instance,
 			content_type, body, meta, status, next_attempt_at, use_template, template)
@@ -272,10 +273,16 @@ begin
 			ids.body, jsonb_build_object('reminder', true, 'campaign', ids.campaign_id,
 				'subject', ids.subject, 'auto_submitted', true),
 			'queued', ids.send_at, ids.template is not null, ids.template
-		from ids join rem using (message_id)
+		from ids
+	), rem as (
+		insert into linbat.reminder (campaign_id, investor_id, period, offset_days, deadline,
+			channel, message_id, created_at)
+		select ids.campaign_id, ids.investor_id, ids.period, ids.offset_days, ids.deadline,
+			ids.channel, ids.message_id, p_now
+		from ids
 		returning 1
 	)
-	select count(*) into v_n from msg;
+	select count(*) into v_n from rem;
 	return v_n;
 end
 $$;
@@ -371,6 +378,7 @@ returns table (day date, investor_id bigint, nib text, company_name text, period
 	offset_days integer, deadline date, channel text, address text, send_at timestamptz,
 	body text, template jsonb, planned boolean)
 language sql stable
+set jit = off
 as $$
 	select d::date, c.investor_id, i.nib, i.company_name, c.period, c.offset_days, c.deadline,
 		c.channel, id.address, c.send_at, c.body, c.template, c.planned
