@@ -60,6 +60,22 @@ as $$
 		'{{days_left}}', coalesce(p_days_left::text, ''))
 $$;
 
+-- The same for a JSON text whose strings hold placeholders (the WhatsApp
+-- template's parameters): values are JSON-escaped, so one replace chain per
+-- reminder renders every parameter at once.
+create function linbat.reminder_render_json(p_json text, p_company text, p_nib text, p_period text,
+	p_deadline date, p_days_left integer, p_language text)
+returns jsonb
+language sql immutable parallel safe
+as $$
+	select replace(replace(replace(replace(replace(p_json,
+		'{{company_name}}', btrim(to_json(coalesce(p_company, ''))::text, '"')),
+		'{{nib}}', btrim(to_json(coalesce(p_nib, ''))::text, '"')),
+		'{{period}}', btrim(to_json(coalesce(p_period, ''))::text, '"')),
+		'{{deadline}}', coalesce(linbat.date_text(p_deadline, p_language), '')),
+		'{{days_left}}', coalesce(p_days_left::text, ''))::jsonb
+$$;
+
 -- When a message planned at p_now may leave: now inside the WITA window
 -- [p_start, p_end), else the window's next opening.
 create function linbat.window_next(p_now timestamptz, p_start time, p_end time)
@@ -205,9 +221,8 @@ as $$
 			inv.company_name, inv.nib, inv.period, inv.deadline, inv.deadline - today.d, inv.language),
 		case when w.kind = 'whatsapp' and camp.wa_template_name is not null then
 			jsonb_build_object('name', camp.wa_template_name, 'language', inv.language,
-				'params', (select coalesce(jsonb_agg(linbat.reminder_render(p, inv.company_name, inv.nib,
-					inv.period, inv.deadline, inv.deadline - today.d, inv.language) order by n), '[]')
-					from unnest(camp.wa_template_params) with ordinality as t (p, n)))
+				'params', linbat.reminder_render_json(to_jsonb(camp.wa_template_params)::text,
+					inv.company_name, inv.nib, inv.period, inv.deadline, inv.deadline - today.d, inv.language))
 		end,
 		linbat.window_next(p_now, camp.window_start, camp.window_end),
 		case inv.language when 'en' then 'LKPM report ' || inv.period || ' due '
