@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "channel.h"
 #include "conf.h"
 #include "log.h"
 #include "util.h"
@@ -661,15 +662,16 @@ test_sample_value(const char *text, const char *section, const char *key)
 }
 
 /*
- * The man page paragraph of key under ".SS [section]": from its ".B key"
- * line to the next .TP, .SS or .SH; NULL if there is none. Caller frees.
+ * The man page paragraph of key under ".SS HEADING" (such as "[daemon]" or
+ * "\"Type whatsapp\""): from its ".B key" line to the next .TP, .PP, .SS or .SH;
+ * NULL if there is none. Caller frees.
  */
 static char *
-test_man_entry(const char *text, const char *section, const char *key)
+test_man_entry(const char *text, const char *man_heading, const char *key)
 {
 	char *heading, *item, *start, *end, *p;
 
-	xasprintf(&heading, "\n.SS [%s]\n", section);
+	xasprintf(&heading, "\n.SS %s\n", man_heading);
 	xasprintf(&item, "\n.TP\n.B %s\n", key);
 	start = strstr(text, heading);
 	end = start != NULL ? strstr(start + 1, "\n.S") : NULL;
@@ -681,7 +683,8 @@ test_man_entry(const char *text, const char *section, const char *key)
 	}
 	p += strlen(item);
 	free(item);
-	for (end = p; *end != '\0' && strncmp(end, "\n.TP", 4) != 0 && strncmp(end, "\n.S", 3) != 0;)
+	for (end = p; *end != '\0' && strncmp(end, "\n.TP", 4) != 0 && strncmp(end, "\n.S", 3) != 0 &&
+	    strncmp(end, "\n.PP", 4) != 0;)
 		end++;
 	return xstrndup(p, end - p);
 }
@@ -704,13 +707,16 @@ test_doc_default(const struct conf_key *key, int man)
 	return s;
 }
 
-/* Whether the sample and the man page document key in section; if not, *why says how. */
+/*
+ * Whether the sample (in its section) and the man page (under man_heading)
+ * document key; if not, *why says how.
+ */
 static int
 test_documented(const char *sample, const char *man, const struct conf_key *key,
-    const char *section, char **why)
+    const char *section, const char *man_heading, char **why)
 {
 	char *value = test_sample_value(sample, section, key->name);
-	char *entry = test_man_entry(man, section, key->name);
+	char *entry = test_man_entry(man, man_heading, key->name);
 	char *sdef = test_doc_default(key, 0), *mdef = test_doc_default(key, 1);
 	size_t vlen = value != NULL ? strlen(value) : 0, dlen = sdef != NULL ? strlen(sdef) : 0;
 
@@ -734,6 +740,53 @@ test_documented(const char *sample, const char *man, const struct conf_key *key,
 	return *why == NULL;
 }
 
+/*
+ * The sample's example section ("channel wa1") whose type line names type,
+ * the generic "[channel NAME]" aside; NULL if none. Caller frees.
+ */
+static char *
+test_sample_section_of_type(const char *sample, const char *type)
+{
+	char *copy = xstrdup(sample), *line, *next, *current = NULL, *found = NULL, *want;
+
+	xasprintf(&want, "type = %s", type);
+	for (line = copy; line != NULL && found == NULL; line = next) {
+		if ((next = strchr(line, '\n')) != NULL)
+			*next++ = '\0';
+		line += strspn(line, "#; \t");
+		if (*line == '[' && strchr(line, ']') != NULL) {
+			free(current);
+			current = xstrndup(line + 1, strchr(line, ']') - line - 1);
+		} else if (current != NULL && strcmp(current, "channel NAME") != 0 && strcmp(line, want) == 0)
+			found = xstrdup(current); /* the generic section is not an example of one type */
+	}
+	free(current);
+	free(want);
+	free(copy);
+	return found;
+}
+
+/* Every key of every channel adapter is in an example section of its type and under "Type NAME". */
+static void
+test_docs_adapters(const char *sample, const char *man)
+{
+	const struct channel_type *const *types;
+	char heading[64], *section, *why;
+	size_t ntypes, t, i;
+
+	types = channel_types(&ntypes);
+	for (t = 0; t < ntypes; t++) {
+		if ((section = test_sample_section_of_type(sample, types[t]->name)) == NULL)
+			fail_msg("the sample config has no example section of type %s", types[t]->name);
+		snprintf(heading, sizeof heading, "\"Type %s\"", types[t]->name);
+		for (i = 0; i < types[t]->nkeys; i++) {
+			if (!test_documented(sample, man, &types[t]->keys[i], section, heading, &why))
+				fail_msg("type %s: %s", types[t]->name, why);
+		}
+		free(section);
+	}
+}
+
 /* Every key of the schema is in the sample config and the man page. */
 static void
 test_docs(void **state)
@@ -744,16 +797,20 @@ test_docs(void **state)
 	size_t n, i;
 	char *why;
 
+	char heading[64];
+
 	keys = conf_schema(&n);
 	for (i = 0; i < n; i++) {
-		if (!test_documented(sample, man, &keys[i], keys[i].section, &why))
+		snprintf(heading, sizeof heading, "[%s]", keys[i].section);
+		if (!test_documented(sample, man, &keys[i], keys[i].section, heading, &why))
 			fail_msg("%s", why);
 	}
 	keys = conf_channel_schema(&n);
 	for (i = 0; i < n; i++) {
-		if (!test_documented(sample, man, &keys[i], "channel NAME", &why))
+		if (!test_documented(sample, man, &keys[i], "channel NAME", "[channel NAME]", &why))
 			fail_msg("%s", why);
 	}
+	test_docs_adapters(sample, man);
 	free(sample);
 	free(man);
 }
@@ -774,10 +831,18 @@ test_docs_can_fail(void **state)
 	size_t i;
 	char *why;
 
+	const struct conf_key wa_rate = { NULL, "rate", CONF_INT, "81", 0, 100000, NULL, 0, "" };
+	char heading[64];
+
 	for (i = 0; i < nitems(bad); i++) {
-		assert_false(test_documented(sample, man, bad[i], bad[i]->section, &why));
+		snprintf(heading, sizeof heading, "[%s]", bad[i]->section);
+		assert_false(test_documented(sample, man, bad[i], bad[i]->section, heading, &why));
 		free(why);
 	}
+	/* An adapter's key with another default than its docs say. */
+	assert_false(test_documented(sample, man, &wa_rate, "channel wa1", "\"Type whatsapp\"", &why));
+	free(why);
+	assert_null(test_sample_section_of_type(sample, "no-such-type"));
 	free(sample);
 	free(man);
 }
