@@ -22,7 +22,7 @@
 #include "util.h"
 
 #define CURLEV_MAX_BODY (16 * 1024 * 1024)
-#define CURLEV_MAXCONNECTS 32
+#define CURLEV_MAXCONNECTS 256 /* until curlev_set_max_connections says otherwise */
 #define CURLEV_CONNECT_MS 10000
 #define CURLEV_TOTAL_MS 30000
 
@@ -298,6 +298,12 @@ curlev_set_defaults(struct curlev *c, const char *cafile, long connect_ms, long 
 }
 
 /* A new easy handle with the defaults: no signals, timeouts, TLS verified, keep-alive. */
+void
+curlev_set_max_connections(struct curlev *c, long n)
+{
+	curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, n);
+}
+
 CURL *
 curlev_easy(struct curlev *c)
 {

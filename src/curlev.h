@@ -28,6 +28,11 @@ struct curlev *curlev_create(struct event_base *, char **cause);
 void curlev_destroy(struct curlev *);
 /* Defaults for new handles: CA file (NULL: system store), connect and total timeouts in ms. */
 void curlev_set_defaults(struct curlev *, const char *cafile, long connect_ms, long total_ms);
+/*
+ * Connections kept open for reuse. Keep it at least the sends in flight:
+ * a smaller cache closes connections that the next send must open again.
+ */
+void curlev_set_max_connections(struct curlev *, long);
 /* A new easy handle with the defaults set (timeouts, TLS verification, no signals). */
 CURL *curlev_easy(struct curlev *);
 /*

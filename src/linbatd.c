@@ -305,6 +305,8 @@ linbatd_start(char **cause)
 		return -1;
 	if ((srv.curl = curlev_create(srv.base, cause)) == NULL)
 		return -1;
+	/* Every send in flight keeps its connection, plus room for media fetches and polls. */
+	curlev_set_max_connections(srv.curl, conf_int(srv.conf, "dispatch", "in_flight") + 16);
 	linbatd_apply_reloadable(srv.conf);
 	health_init(&srv);
 	api_init(&srv);
