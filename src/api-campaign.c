@@ -53,7 +53,8 @@ static const struct api_campaign_op api_campaign_ops[] = {
 	  "(now() at time zone 'Asia/Makassar')::date), least(coalesce(($2::jsonb ->> 'days')::integer, 30), 400)) p "
 	  "where $3::bigint is not null" },
 	{ "GET", "/api/v1/campaigns/{id}/stats", API_ROLE_MANAGER, 200,
-	  "select linbat.campaign_stats($1::bigint) where $2::jsonb is not null and $3::bigint is not null" },
+	  "select linbat.campaign_stats($1::bigint) || jsonb_build_object('funnel', linbat.campaign_funnel($1::bigint), "
+	  "'timeline', linbat.campaign_timeline($1::bigint, $2::jsonb ->> 'bucket')) where $3::bigint is not null" },
 	{ "POST", "/api/v1/investors/{id}/filings", API_ROLE_OPERATOR, 200,
 	  "select linbat.filing_mark($1::bigint, $2::jsonb ->> 'period', $2::jsonb ->> 'status', "
 	  "($2::jsonb ->> 'filed_at')::timestamptz, $3::bigint)" },
@@ -83,18 +84,21 @@ static const struct api_route api_campaign_routes[] = {
 
 _Static_assert(nitems(api_campaign_routes) == nitems(api_campaign_ops), "one op per route");
 
-/* The query's from and days of a preview as a JSON object (the only query parameters). */
+/* The query's from and days of a preview, and the bucket of the stats' timeline, as a JSON object. */
 static char *
 api_campaign_query_json(struct api_call *call)
 {
 	json_t *o = json_object();
 	const char *from = http_req_query(call->hr, "from"), *days = http_req_query(call->hr, "days");
+	const char *bucket = http_req_query(call->hr, "bucket");
 	char *s;
 
 	if (from != NULL)
 		json_object_set_new(o, "from", json_string(from));
 	if (days != NULL)
 		json_object_set_new(o, "days", json_string(days));
+	if (bucket != NULL)
+		json_object_set_new(o, "bucket", json_string(bucket));
 	s = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return s;

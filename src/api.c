@@ -403,6 +403,7 @@ api_init(struct server *srv)
 	api_admin_init(srv);
 	api_events_init(srv);
 	api_campaign_init(srv);
+	api_desk_init(srv);
 	http_route(srv->http, NULL, "/api/*", api_unknown, NULL);
 }
 

@@ -8,7 +8,8 @@
  * The modules: api.c (authentication, shared machinery, the route table's
  * owner), api-auth.c (login, logout, presence, the password worker threads),
  * api-inbox.c (conversations and messages), api-admin.c (operators and
- * investors), api-events.c (Server-Sent Events fed by NOTIFY).
+ * investors), api-events.c (Server-Sent Events fed by NOTIFY), api-desk.c (read
+ * markers, attachment bytes, quick replies, operators' load, reports as JSON or CSV).
  */
 #ifndef LINBAT_API_H
 #define LINBAT_API_H
@@ -82,6 +83,7 @@ void api_work(struct server *, void (*fn)(void *), void (*done)(void *), void *a
 void api_auth_init(struct server *);
 void api_inbox_init(struct server *);
 void api_admin_init(struct server *);
+void api_desk_init(struct server *);
 void api_events_init(struct server *);
 void api_events_stop(struct server *);
 void api_events_free(struct server *);
