@@ -101,6 +101,9 @@ static const struct {
 	{ ".json", "application/json" },
 	{ ".svg", "image/svg+xml" },
 	{ ".png", "image/png" },
+	{ ".jpg", "image/jpeg" },
+	{ ".webp", "image/webp" },
+	{ ".webmanifest", "application/manifest+json" },
 	{ ".ico", "image/x-icon" },
 	{ ".txt", "text/plain; charset=utf-8" },
 	{ ".woff2", "font/woff2" },
@@ -340,22 +343,65 @@ http_mime_type(const char *path)
 	return "application/octet-stream";
 }
 
-/* Serve one file of the static directory, or 404. */
+/*
+ * The policy of the pages: scripts, styles and connections only from this
+ * origin (no inline script or style, no eval), no plugins, no <base>, and no
+ * framing by anyone (clickjacking). Images may also be data: and blob: URLs,
+ * which the page makes for previews.
+ */
+#define HTTP_CSP_PAGES \
+	"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " \
+	"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+/* Every other answer (JSON, media, events) is no page: it may load nothing and run nothing. */
+#define HTTP_CSP_DATA "default-src 'none'; frame-ancestors 'none'; sandbox"
+
+/* Whether a decoded path may name a static file: no "..", no hidden file or directory. */
+static int
+http_static_path_ok(const char *path)
+{
+	return path[0] == '/' && strstr(path, "..") == NULL && strstr(path, "/.") == NULL &&
+	    strchr(path, '\\') == NULL;
+}
+
+/* Whether an If-None-Match header lists etag (or is "*"). */
+static int
+http_etag_matches(const char *header, const char *etag)
+{
+	const char *p = header;
+	size_t n = strlen(etag);
+
+	if (header == NULL)
+		return 0;
+	if (strcmp(header, "*") == 0)
+		return 1;
+	while ((p = strstr(p, etag)) != NULL) {
+		if ((p == header || p[-1] == ' ' || p[-1] == ',') && (p[n] == '\0' || p[n] == ',' || p[n] == ' '))
+			return 1;
+		p += n;
+	}
+	return 0;
+}
+
+/*
+ * Serve one file of the static directory, or 404. Files are revalidated on
+ * each use (no-cache with a weak ETag of size and mtime, answered 304 when it
+ * still matches): the names carry no version, and an upgrade must show at once.
+ */
 static void
 http_serve_static(struct http_req *hr)
 {
 	struct evbuffer *out;
 	struct stat st;
-	char *file;
+	char *file, etag[64];
 	int fd;
 
-	if (strstr(hr->path, "..") != NULL) {
+	if (!http_static_path_ok(hr->path)) {
 		http_reply_error(hr, HTTP_ERR_NOT_FOUND, NULL);
 		return;
 	}
 	xasprintf(&file, "%s%s%s", hr->srv->static_dir, hr->path,
 	    hr->path[strlen(hr->path) - 1] == '/' ? "index.html" : "");
-	fd = open(file, O_RDONLY | O_CLOEXEC);
+	fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		if (fd >= 0)
 			close(fd);
@@ -363,16 +409,38 @@ http_serve_static(struct http_req *hr)
 		http_reply_error(hr, HTTP_ERR_NOT_FOUND, NULL);
 		return;
 	}
-	out = evbuffer_new();
-	evbuffer_add_file(out, fd, 0, st.st_size);
+	snprintf(etag, sizeof etag, "W/\"%llx-%llx\"", (unsigned long long)st.st_size,
+	    (unsigned long long)st.st_mtime);
 	http_add_header(hr, "Content-Type", http_mime_type(file));
 	http_add_header(hr, "Cache-Control", "no-cache");
-	http_add_header(hr, "X-Content-Type-Options", "nosniff");
-	http_add_header(hr, "Content-Security-Policy",
-	    "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'");
+	http_add_header(hr, "ETag", etag);
+	http_add_header(hr, "Content-Security-Policy", HTTP_CSP_PAGES);
 	free(file);
 	hr->pattern = "static";
+	out = evbuffer_new();
+	if (http_etag_matches(http_req_header(hr, "If-None-Match"), etag)) {
+		close(fd);
+		http_finish(hr, 304, out);
+		return;
+	}
+	evbuffer_add_file(out, fd, 0, st.st_size);
 	http_finish(hr, 200, out);
+}
+
+/* Headers every answer carries; a CSP for data unless the answer set its own. */
+static void
+http_security_headers(struct http_req *hr)
+{
+	struct evkeyvalq *h;
+
+	if (hr->ev == NULL)
+		return;
+	h = evhttp_request_get_output_headers(hr->ev);
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	evhttp_add_header(h, "Referrer-Policy", "no-referrer");
+	evhttp_add_header(h, "X-Frame-Options", "DENY");
+	if (evhttp_find_header(h, "Content-Security-Policy") == NULL)
+		evhttp_add_header(h, "Content-Security-Policy", HTTP_CSP_DATA);
 }
 
 /* Find the route for a request and run it. */
@@ -552,6 +620,7 @@ http_finish(struct http_req *hr, int status, struct evbuffer *out)
 
 	if (hr->ev != NULL) {
 		evhttp_connection_set_closecb(hr->evcon, NULL, NULL);
+		http_security_headers(hr);
 		evhttp_send_reply(hr->ev, status, NULL, out);
 	} else
 		status = 499; /* nginx's "client closed request" */
@@ -605,6 +674,7 @@ http_stream_start(struct http_req *hr, int status, const char *content_type, htt
 		return;
 	http_add_header(hr, "Content-Type", content_type);
 	http_add_header(hr, "Cache-Control", "no-cache");
+	http_security_headers(hr);
 	/* a stream is quiet between heartbeats: the server's 60 s timeout would cut it */
 	evhttp_connection_set_timeout(hr->evcon, 24 * 3600);
 	evhttp_send_reply_start(hr->ev, status, NULL);
