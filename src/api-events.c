@@ -6,7 +6,8 @@
  * notification about a conversation costs one query per process (who has it
  * now), then goes to the streams allowed to see it: managers and admins all,
  * operators their own conversations, the unassigned queue, and hand-overs
- * away from them. Each stream is also a row of linbat.live_connection: when
+ * away from them, and every assignment out of the queue (it leaves the list
+ * every operator sees). Each stream is also a row of linbat.live_connection: when
  * an operator's last stream closes, a timer of [routing] away_grace asks the
  * database whether any process still has one, and if none sets them away.
  */
@@ -60,6 +61,7 @@ struct api_note {
 	char *type;
 	char *payload;
 	long long mentioned[2]; /* "operator" and "previous" of the payload */
+	int from_queue;         /* an assignment out of the queue every operator sees */
 };
 
 /* Whether client c may see an event about a conversation now with assignee (0: none). */
@@ -67,7 +69,7 @@ static int
 api_events_visible(const struct api_client *c, long long assignee, const struct api_note *n)
 {
 	return c->role >= API_ROLE_MANAGER || assignee == 0 || assignee == c->operator_id ||
-	    n->mentioned[0] == c->operator_id || n->mentioned[1] == c->operator_id;
+	    n->mentioned[0] == c->operator_id || n->mentioned[1] == c->operator_id || n->from_queue;
 }
 
 /* Send one event to every stream that may see it (assignee -1: everyone). */
@@ -125,6 +127,7 @@ api_events_notified(const char *channel, const char *payload, void *arg)
 	struct api_events *ev = arg;
 	struct api_note *n;
 	json_t *j, *conv;
+	const char *reason;
 	char id[24];
 	const char *params[1] = { id };
 
@@ -149,6 +152,10 @@ api_events_notified(const char *channel, const char *payload, void *arg)
 			*p = ' ';
 	n->mentioned[0] = json_integer_value(json_object_get(j, "operator"));
 	n->mentioned[1] = json_integer_value(json_object_get(j, "previous"));
+	/* it leaves the queue that every operator's list shows */
+	reason = json_string_value(json_object_get(j, "reason"));
+	n->from_queue = strcmp(n->type, "assignment") == 0 && n->mentioned[1] == 0 && reason != NULL &&
+	    (strcmp(reason, "queue") == 0 || strcmp(reason, "take") == 0);
 	conv = json_object_get(j, "conversation");
 	if (!json_is_integer(conv) || api_events_all_managers(ev)) {
 		api_events_fanout(ev, n, -1);
