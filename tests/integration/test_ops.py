@@ -563,7 +563,7 @@ def test_make_install_puts_each_piece_where_debian_expects(tmp_path):
     for p in ("usr/sbin/linbatd", "usr/bin/linbatctl"):
         assert os.access(dest / p, os.X_OK), p
     assert len([p for p in want if "/migrations/" in p]) >= 5
-    # web/, file for file, when the source tree has it (it has no files yet).
+    # web/ (the inbox and the manager pages), file for file.
     assert files_under(os.path.join(src, "web")) == files_under(dest / "usr/share/linbat/web")
 
 
