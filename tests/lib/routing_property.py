@@ -165,10 +165,12 @@ def check_history(events, capacity, created):
 
 
 def waiting_while_free(conn):
-    """(waiting conversations, free operators) now; both non-zero breaks the last invariant."""
+    """(waiting conversations, free operators) now; both non-zero breaks the last invariant. Open
+    conversations are counted afresh, not read from the router's operator.open_count."""
     return sql(conn, "select (select count(*) from linbat.conversation where status <> 'resolved' "
                "and assigned_operator is null), (select count(*) from linbat.operator o where o.presence = 'online' "
-               "and linbat.operator_open(o.id) < o.capacity)")[0]
+               "and (select count(*) from linbat.conversation c where c.assigned_operator = o.id "
+               "and c.status <> 'resolved') < o.capacity)")[0]
 
 
 def run(dsn, daemons, app_secret, n_messages=200, n_investors=40, n_operators=4, capacity=2, seed=None,

@@ -11,6 +11,7 @@ create temp sequence pid;
 -- Remove every conversation, investor and operator this transaction sees.
 create function pg_temp.reset() returns void language sql as $$
 	delete from linbat.audit_log;
+	delete from linbat.satisfaction;
 	delete from linbat.message;
 	delete from linbat.conversation;
 	delete from linbat.identity;
