@@ -18,9 +18,9 @@
 --   (and one for the WhatsApp template's JSON, parsed once). {{nib}} goes
 --   first and {{company_name}} last, so no value is scanned again for
 --   placeholders: the result is the one-pass rendering of src/template.c.
--- * The channel is chosen for all investors at once (DISTINCT ON over their
---   identities), planned reminders are found by one join, not a subquery
---   per candidate.
+-- * The channel is chosen for all investors at once (one aggregate over
+--   their identities), planned reminders are found by one join on the
+--   unique key, not a subquery per candidate.
 -- * Reminder messages carry meta.channel; message_email_meta runs for them
 --   only on email, and message_outbox_insert not at all: plan_reminders
 --   sends one NOTIFY per channel instance that has something due now.
@@ -122,6 +122,13 @@ as $$
 	left join linbat.reminder r on r.campaign_id = ch.campaign_id and r.investor_id = ch.investor_id
 		and r.period = ch.period and r.offset_days = ch.off
 $$;
+
+-- The planner looks a candidate up by the whole unique key. With this index
+-- beside it, and statistics from before a big plan (autovacuum had not yet
+-- analyzed), the planner chose (campaign_id, period) and filtered every
+-- reminder of the period for each candidate: planning again after 100,000
+-- reminders ran for minutes. The unique key serves campaign_id lookups too.
+drop index linbat.reminder_campaign_period;
 
 -- Reminder messages skip the per-row triggers the planner does for the set.
 drop trigger message_email_meta on linbat.message;
