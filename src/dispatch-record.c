@@ -1,9 +1,12 @@
 /*
  * dispatch-record.c: how the dispatcher records what adapters answered.
  * Answers queue up, sent ones and failed ones apart, and go to the database
- * in batches: one statement calls linbat.outbound_sent or
- * linbat.outbound_failed for each row of unnested arrays, so at thousands of
- * messages a second the database sees dozens of round trips, not thousands.
+ * in batches, so at thousands of messages a second the database sees dozens
+ * of round trips, not thousands: sent ones through
+ * linbat.outbound_sent_batch, which records the whole batch set-based (one
+ * UPDATE, most of PostgreSQL's work per message); failed ones (rare, and
+ * each may retry, fall back or template) by calling linbat.outbound_failed
+ * for each row of unnested arrays.
  * At most DISPATCH_RECORD_PARALLEL round trips run at once; what arrives
  * meanwhile joins the next batch. A batch the database cannot take now (it
  * is away) stalls and is tried again every tick; a batch with a bad row is
@@ -31,8 +34,7 @@ struct dispatch_record {
 
 static const struct db_stmt dispatch_stmt_sent = {
 	"dispatch_sent",
-	"select linbat.outbound_sent(t.id, t.provider_id) "
-	"from unnest($1::bigint[], $2::text[]) with ordinality as t (id, provider_id, n) order by t.n",
+	"select id from linbat.outbound_sent_batch($1::bigint[], $2::text[])",
 };
 static const struct db_stmt dispatch_stmt_failed = {
 	"dispatch_failed",
@@ -203,6 +205,9 @@ dispatch_record_done(struct dispatch_record *r, const PGresult *res)
 		log_info("dispatch", "Answers are being recorded again.");
 		d->record_warned = 0;
 	}
+	if (r->ok && rows < r->n)
+		log_warn("dispatch", "Sends were accepted for messages that no longer exist; nothing was recorded for "
+		    "them. count=%d", r->n - rows);
 	for (i = 0; i < r->n; i++) {
 		dispatch_outcome(d, r->jobs[i], i < rows && !r->ok ? PQgetvalue(res, i, 0) : "");
 		dispatch_job_finish(r->jobs[i]);

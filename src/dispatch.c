@@ -2,8 +2,9 @@
  * dispatch.c: the outbound dispatcher. It claims due outbound messages from
  * the database in batches (linbat.claim_outbound: SKIP LOCKED, with a lease),
  * paces them per channel instance with a token bucket, hands them to their
- * adapter, and records each adapter's answer through linbat.outbound_sent or
- * linbat.outbound_failed, which own retries, backoff, templates and fallback.
+ * adapter, and records each adapter's answer through
+ * linbat.outbound_sent_batch or linbat.outbound_failed, which own retries,
+ * backoff, templates and fallback.
  *
  * Every claimed message is a job with one explicit state, changed only by
  * dispatch_job_set_state: PACING (in its instance's FIFO, waiting for a
