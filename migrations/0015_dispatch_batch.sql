@@ -1,5 +1,6 @@
--- 0015_dispatch_batch: record a batch of sends in one statement, and keep
--- sent_at no later than what the provider says happened after it.
+-- 0015_dispatch_batch: record a batch of sends in one statement, keep
+-- sent_at no later than what the provider says happened after it, and make
+-- attachments of inbound messages that name a list of media (Twilio's MMS).
 --
 -- The dispatcher used to call linbat.outbound_sent once per row of a batch
 -- (each with its own lookups, lock, UPDATE and status_early probe): at
@@ -175,3 +176,31 @@ begin
 	return p_id;
 end
 $$;
+
+-- Media of inbound messages that name several, as a list: Twilio's MMS
+-- (NumMedia, MediaUrlN, MediaContentTypeN) is stored with meta
+-- {"media": [{"url": ..., "mime_type": ...}, ...]}. Each becomes a pending
+-- attachment whose provider media id is the URL (or an element's "id"), in
+-- the transaction that stores the message, and linbat_media wakes the
+-- instance's fetcher after the commit, as for WhatsApp's one media (0003).
+create function linbat.attachment_from_message_list()
+returns trigger
+language plpgsql
+as $$
+begin
+	insert into linbat.attachment (message_id, mime_type, filename, provider_media_id)
+	select new.id, linbat.mime_type_normalise(e->>'mime_type'), nullif(e->>'filename', ''),
+		coalesce(nullif(e->>'id', ''), e->>'url')
+	from jsonb_array_elements(new.meta->'media') as e
+	where jsonb_typeof(e) = 'object' and coalesce(nullif(e->>'id', ''), e->>'url', '') <> ''
+	on conflict do nothing;
+	if found then
+		perform pg_notify('linbat_media', new.channel_instance);
+	end if;
+	return null;
+end
+$$;
+
+create trigger message_media_list_insert after insert on linbat.message
+	for each row when (new.direction = 'in' and jsonb_typeof(new.meta->'media') = 'array')
+	execute function linbat.attachment_from_message_list();

@@ -2,7 +2,7 @@
 -- one statement for a batch of provider answers), and a message's sent_at is
 -- never later than a delivery or read time already known for it.
 begin;
-select plan(26);
+select plan(29);
 
 select linbat.channel_register('wa-15', 'whatsapp') as _ \gset
 select linbat.channel_register('sms-15', 'sms') as _ \gset
@@ -107,6 +107,26 @@ select is_empty($$select * from linbat.outbound_sent_batch(array[(select message
 	'an inbound message is no send');
 select is((select status from linbat.message where id = (select message_id from peer)), 'received',
 	'and keeps its status');
+
+-- media lists (Twilio MMS) ---------------------------------------------------------------
+select linbat.channel_register('tw-15', 'sms') as _ \gset
+create temp table mms as
+select * from linbat.ingest_inbound('tw-15', 'sms', '+6281299150002', 'MM15a', 'Foto lokasi', 'image',
+	'{"media": [{"url": "https://api.twilio.com/m/ME1", "mime_type": "image/jpeg"},
+		{"url": "https://api.twilio.com/m/ME2", "mime_type": "application/pdf; x=1"},
+		{"url": "https://api.twilio.com/m/ME1", "mime_type": "image/jpeg"}, {"url": ""}, "x"]}', now(), null);
+select results_eq($$select provider_media_id, mime_type, status from linbat.attachment
+	where message_id = (select message_id from mms) order by id$$,
+	$$values ('https://api.twilio.com/m/ME1'::text, 'image/jpeg'::text, 'pending'::text),
+		('https://api.twilio.com/m/ME2', 'application/pdf', 'pending')$$,
+	'each media of a list is a pending attachment, once, with its type; empty and odd elements are skipped');
+select results_eq($$select media_id from linbat.attachment_claim('tw-15', 10, 60) order by id$$,
+	$$values ('https://api.twilio.com/m/ME1'::text), ('https://api.twilio.com/m/ME2')$$,
+	'and the instance claims them for fetching');
+select linbat.ingest_inbound('tw-15', 'sms', '+6281299150002', 'MM15a', 'Foto lokasi', 'image',
+	'{"media": [{"url": "https://api.twilio.com/m/ME9", "mime_type": "image/png"}]}', now(), null) as _ \gset
+select is((select count(*) from linbat.attachment where message_id = (select message_id from mms)), 2::bigint,
+	'the same webhook again adds nothing');
 
 select * from finish();
 rollback;
