@@ -158,6 +158,8 @@ def test_messages_show_failures_and_attachments_and_media_downloads(daemon, db, 
     ids, toks = team
     conv = inbox.ingest(db, "+6281200000801", "a-1", "Ini KTP saya")
     msg = sql(db, "select max(id) from linbat.message where conversation_id = %s", (conv,))[0][0]
+    sql(db, "update linbat.message set meta = meta || '{\"subject\": \"<b>KTP</b> terlampir\"}' where id = %s",
+        (msg,))
     png = attach(db, msg, "image/png", 'ktp "asli"; é.png', PNG)
     html = attach(db, msg, "text/html", None, b"<script>alert(1)</script>")
     pending = attach(db, msg, "application/pdf", "akta.pdf", None, "pending")
@@ -169,6 +171,7 @@ def test_messages_show_failures_and_attachments_and_media_downloads(daemon, db, 
     msgs = {m["id"]: m for m in get(daemon, toks["ani"], "/api/v1/conversations/%d/messages" % conv)["messages"]}
     assert msgs[failed]["failure"] == {"kind": "permanent", "code": "131026", "text": "Message undeliverable"}
     assert msgs[failed]["failed_at"] is not None and msgs[msg]["failure"] is None
+    assert msgs[msg]["subject"] == "<b>KTP</b> terlampir" and msgs[failed]["subject"] is None
     atts = {a["id"]: a for a in msgs[msg]["attachments"]}
     assert atts[png] == {"id": png, "mime_type": "image/png", "filename": 'ktp "asli"; é.png', "size": len(PNG),
                          "status": "stored", "url": "/api/v1/media/%d" % png}
@@ -443,7 +446,11 @@ def test_rbac_matrix_of_the_new_routes(daemon, db):
                 ("GET", "/api/v1/reports/response-times", None, "manager"),
                 ("GET", "/api/v1/reports/response-times.csv", None, "manager"),
                 ("GET", "/api/v1/reports/unfiled", None, "manager"),
-                ("GET", "/api/v1/reports/unfiled.csv", None, "manager")]:
+                ("GET", "/api/v1/reports/unfiled.csv", None, "manager"),
+                ("GET", "/api/v1/reports/satisfaction", None, "manager"),
+                ("GET", "/api/v1/reports/satisfaction.csv", None, "manager"),
+                ("GET", "/api/v1/reports/campaign-funnel?campaign=1", None, "manager"),
+                ("GET", "/api/v1/reports/campaign-funnel.csv?campaign=1", None, "manager")]:
             anon = call(daemon, method, path, body, {"Content-Type": "application/json"}).status
             got = call(daemon, method, path, body, inbox.bearer(toks[role])).status
             allowed = ROLES.index(role) >= ROLES.index(least)
