@@ -62,6 +62,15 @@ await main(async () => {
     await mgr.locator('#operators tr', { hasText: 'Ani' }).locator('.loadbar[aria-label="0/4"]').waitFor();
   });
 
+  await step('manager adds a quick reply', [mgr], async () => {
+    await mgr.getByRole('link', { name: 'Balasan cepat' }).click();
+    await mgr.getByLabel('Pintasan').fill('salam');
+    await mgr.getByLabel('Judul').fill('Salam pembuka');
+    await mgr.getByLabel('Isi').fill('Selamat pagi, terima kasih telah menghubungi DPMPTSP.');
+    await mgr.getByRole('button', { name: 'Tambah' }).click();
+    await mgr.locator('#quick-replies tr', { hasText: '/salam' }).waitFor();
+  });
+
   await step('reports page', [mgr], async () => {
     await mgr.getByRole('link', { name: 'Laporan' }).click();
     await mgr.locator('#report-response').waitFor();

@@ -10,6 +10,7 @@ import { renderInbox } from './inbox.js';
 import { renderCampaigns, renderCampaignEditor, renderDashboard } from './campaigns.js';
 import { renderOperators } from './operators.js';
 import { renderReports } from './reports.js';
+import { renderQuickReplies } from './quick.js';
 
 const ctx = { me: null, view: null, es: null, live: false };
 
@@ -20,6 +21,7 @@ const ROUTES = [
   [/^#\/campaigns\/(\d+)\/dashboard$/, renderDashboard, 'manager'],
   [/^#\/operators$/, renderOperators, 'manager'],
   [/^#\/reports$/, renderReports, 'manager'],
+  [/^#\/quick-replies$/, renderQuickReplies, 'manager'],
 ];
 
 const RANK = { operator: 1, manager: 2, admin: 3 };
@@ -96,7 +98,8 @@ function drawTop() {
   const link = (key, name) => h('a', { href: '#/' + key, 'aria-current': here === key ? 'page' : null }, t(name));
   const links = [link('inbox', 'nav_inbox')];
   if (isManager()) {
-    links.push(link('campaigns', 'nav_campaigns'), link('operators', 'nav_operators'), link('reports', 'nav_reports'));
+    links.push(link('campaigns', 'nav_campaigns'), link('operators', 'nav_operators'), link('reports', 'nav_reports'),
+      link('quick-replies', 'nav_quick'));
   }
   const presence = h('select', { id: 'presence', 'aria-label': t('presence'),
     onchange: (e) => setPresence(e.target.value) },

@@ -13,23 +13,25 @@ export function color(key) {
   return COLORS[key] || CHANNEL_COLORS[key] || '#6b7280';
 }
 
-// Bars: one group per channel, one bar per stage. rows: [{channel, planned, sent, ...}].
+// Bars: one group per channel (its name above), one bar per stage with the
+// stage's name on the left and the count after the bar.
 export function funnelChart(rows, stages, labels, title) {
-  const W = 640, rowH = 18, gap = 14, left = 90, right = 50;
-  const groupH = stages.length * rowH + gap;
-  const H = Math.max(1, rows.length) * groupH + 10;
+  const W = 640, rowH = 18, head = 20, gap = 10, left = 170, right = 50;
+  const groupH = head + stages.length * rowH + gap;
+  const H = Math.max(1, rows.length) * groupH + 4;
   const max = Math.max(1, ...rows.flatMap((r) => stages.map((k) => Number(r[k]) || 0)));
   const scale = (W - left - right) / max;
   const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', class: 'chart funnel', 'aria-labelledby': 'funnel-t' },
     s('title', { id: 'funnel-t' }, title));
   rows.forEach((r, i) => {
-    const y0 = i * groupH + 5;
-    svg.append(s('text', { x: 0, y: y0 + rowH, class: 'axis' }, r.channel));
+    const y0 = i * groupH + 4;
+    svg.append(s('text', { x: 0, y: y0 + 14, class: 'group' }, r.channel));
     stages.forEach((k, j) => {
-      const v = Number(r[k]) || 0, y = y0 + j * rowH;
+      const v = Number(r[k]) || 0, y = y0 + head + j * rowH;
+      svg.append(s('text', { x: left - 8, y: y + rowH - 7, class: 'axis', 'text-anchor': 'end' }, labels[k]));
       svg.append(s('rect', { x: left, y, width: Math.max(v * scale, v ? 2 : 0), height: rowH - 4, fill: color(k),
         dataset: { channel: r.channel, stage: k, value: v } }, s('title', {}, `${r.channel} ${labels[k]}: ${v}`)));
-      svg.append(s('text', { x: left + v * scale + 4, y: y + rowH - 7, class: 'val' }, `${labels[k]} ${v}`));
+      svg.append(s('text', { x: left + v * scale + 4, y: y + rowH - 7, class: 'val' }, String(v)));
     });
   });
   return svg;

@@ -69,13 +69,13 @@ export function fmtClock(iso, lang) {
   return fmt(lang, { hour: '2-digit', minute: '2-digit' }).format(new Date(iso));
 }
 
-// "3 j 5 m" / "3 h 5 m": a duration in seconds, short.
+// "3 j 5 mnt" / "3 h 5 min": a duration in seconds, short.
 export function fmtDuration(sec, lang) {
   if (sec === null || sec === undefined || Number.isNaN(Number(sec))) return '–';
   sec = Math.max(0, Math.round(Number(sec)));
   const d = Math.floor(sec / 86400), hr = Math.floor((sec % 86400) / 3600);
   const m = Math.floor((sec % 3600) / 60);
-  const u = lang === 'en' ? ['d', 'h', 'm', 's'] : ['h', 'j', 'm', 'd'];
+  const u = lang === 'en' ? ['d', 'h', 'min', 's'] : ['hr', 'j', 'mnt', 'dtk'];
   if (d) return `${d} ${u[0]} ${hr} ${u[1]}`;
   if (hr) return `${hr} ${u[1]} ${m} ${u[2]}`;
   if (m) return `${m} ${u[2]}`;

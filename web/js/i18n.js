@@ -16,7 +16,7 @@ const STRINGS = {
     filter_status: 'Status', status_open: 'Terbuka', status_pending: 'Tertunda', status_resolved: 'Selesai',
     search: 'Cari', search_placeholder: 'Nama, NIB, nomor, isi pesan', conversations: 'Percakapan',
     no_conversations: 'Tidak ada percakapan.', load_more: 'Muat lebih banyak', waiting: 'Menunggu {t}',
-    unread: '{n} belum dibaca', sla_breached: 'Melewati SLA', assigned_to: 'Ditangani {name}', nobody: 'antrean',
+    unread: '{n} belum dibaca', sla_breached: 'Melewati SLA', assigned_to: 'Ditangani {name}', in_queue: 'Dalam antrean',
     pick_conversation: 'Pilih percakapan di sebelah kiri.', back: 'Kembali',
     messages: 'Pesan', reply: 'Balas', note: 'Catatan internal', send: 'Kirim', add_note: 'Simpan catatan',
     reply_placeholder: 'Tulis balasan...', note_placeholder: 'Catatan hanya terlihat oleh operator...',
@@ -59,6 +59,8 @@ const STRINGS = {
     ikm: 'IKM', mutu: 'Mutu', answers: 'Jawaban', mean_score: 'Rata-rata', obliged: 'Wajib lapor',
     not_found_page: 'Halaman tidak ditemukan.', error: 'Terjadi kesalahan: {msg}', forbidden: 'Tidak diizinkan.',
     csrf_lost: 'Sesi berakhir; silakan masuk lagi.', required: 'Wajib diisi',
+    nav_quick: 'Balasan cepat', new_quick: 'Balasan cepat baru', shortcut: 'Pintasan', title: 'Judul',
+    language: 'Bahasa', delete: 'Hapus',
   },
   en: {
     app: 'linbat', skip: 'Skip to content', loading: 'Loading...',
@@ -73,7 +75,7 @@ const STRINGS = {
     filter_status: 'Status', status_open: 'Open', status_pending: 'Pending', status_resolved: 'Resolved',
     search: 'Search', search_placeholder: 'Name, NIB, number, message text', conversations: 'Conversations',
     no_conversations: 'No conversations.', load_more: 'Load more', waiting: 'Waiting {t}',
-    unread: '{n} unread', sla_breached: 'SLA breached', assigned_to: 'With {name}', nobody: 'queue',
+    unread: '{n} unread', sla_breached: 'SLA breached', assigned_to: 'With {name}', in_queue: 'In the queue',
     pick_conversation: 'Pick a conversation on the left.', back: 'Back',
     messages: 'Messages', reply: 'Reply', note: 'Internal note', send: 'Send', add_note: 'Save note',
     reply_placeholder: 'Write a reply...', note_placeholder: 'Notes are only seen by operators...',
@@ -116,6 +118,8 @@ const STRINGS = {
     ikm: 'IKM', mutu: 'Grade', answers: 'Answers', mean_score: 'Mean', obliged: 'Obliged',
     not_found_page: 'Page not found.', error: 'Something went wrong: {msg}', forbidden: 'Not allowed.',
     csrf_lost: 'The session ended; please log in again.', required: 'Required',
+    nav_quick: 'Quick replies', new_quick: 'New quick reply', shortcut: 'Shortcut', title: 'Title',
+    language: 'Language', delete: 'Delete',
   },
 };
 

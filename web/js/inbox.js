@@ -64,9 +64,13 @@ export function renderInbox(main, ctx, [idParam]) {
   }).catch(() => {});
 
   function assigneeName(id) {
-    if (!id) return t('nobody');
+    if (!id) return null;
     const o = state.operators.get(id);
     return o ? o.name : '#' + id;
+  }
+
+  function assigneeLabel(id) {
+    return h('span', { class: 'assignee' + (id ? '' : ' queued') }, id ? t('assigned_to', { name: assigneeName(id) }) : t('in_queue'));
   }
 
   async function loadList(more) {
@@ -102,7 +106,7 @@ export function renderInbox(main, ctx, [idParam]) {
         last ? h('span', { class: 'preview' }, last.direction === 'note' || last.content_type === 'note'
           ? '📝 ' + (last.preview || '') : (last.preview || '')) : null,
         h('span', { class: 'row3' },
-          h('span', { class: 'assignee' }, t('assigned_to', { name: assigneeName(c.assignee) })),
+          assigneeLabel(c.assignee),
           wait !== null ? h('span', { class: 'wait' + (wait > 900 ? ' late' : '') }, t('waiting', { t: fmtDuration(wait, lang) })) : null,
           c.sla_breached ? h('span', { class: 'sla' }, t('sla_breached')) : null)));
   }
@@ -315,7 +319,7 @@ export function renderInbox(main, ctx, [idParam]) {
         badge(c.channel_kind, c.channel),
         h('h2', { id: 'conv-title' }, inv.company_name || inv.display_name || inv.name || inv.nib || '#' + c.id),
         h('span', { class: 'status st-' + c.status, id: 'conv-status' }, t('status_' + c.status)),
-        h('span', { class: 'assignee' }, t('assigned_to', { name: assigneeName(c.assignee) })),
+        assigneeLabel(c.assignee),
         h('span', { class: 'spacer' }),
         actions()),
       list,
