@@ -42,6 +42,13 @@ await main(async () => {
     await out.locator('.mark-text', { hasText: /^(Sampai|Dibaca)$/ }).waitFor();
   });
 
+  await step('ani marks a period filed', [ani], async () => {
+    const row = ani.locator('#investor table.filings tbody tr').first();
+    const period = await row.getAttribute('data-period');
+    await row.getByRole('button', { name: 'Tandai sudah lapor' }).click();
+    await ani.locator(`#investor tr[data-period="${period}"] td.filed`).waitFor();
+  });
+
   await step('an internal note', [ani], async () => {
     await ani.locator('.modes label', { hasText: 'Catatan internal' }).click();
     await ani.getByRole('textbox', { name: 'Catatan internal' }).fill('Investor besar, cek KBLI.');

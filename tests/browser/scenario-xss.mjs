@@ -50,11 +50,10 @@ await main(async () => {
       await ani.goto(BASE + '/#/inbox');
       await ani.locator('.conv-item', { has: ani.locator('.badge', { hasText: 'Email' }) }).filter({ hasText: p }).first().locator('a').click();
       await ani.locator('.msg.in .body').filter({ hasText: p }).first().waitFor();
-      const subject = ani.locator('.msg.in .subject');
-      if (await subject.count()) {
-        const s = await subject.first().textContent();
-        if (!s.endsWith(p)) throw new Error('subject shown as ' + JSON.stringify(s));
-      }
+      const subject = ani.locator('.msg.in .subject').first();
+      await subject.waitFor();
+      const s = await subject.textContent();
+      if (!s.endsWith(p)) throw new Error('subject shown as ' + JSON.stringify(s));
       if (await ani.evaluate(injected)) throw new Error('an element was injected by an email');
     }
   });
