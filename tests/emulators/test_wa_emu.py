@@ -415,9 +415,37 @@ def test_delay_uses_a_timer_not_sleep(emu):
     assert time.monotonic() - t0 < 1.5
 
 
+def test_reset_and_timeout_faults(emu):
+    """reset: the connection drops with no answer and nothing is accepted;
+    timeout: the send is accepted and recorded, but answered only after
+    hold_ms, so a client with a shorter timeout gives up on a send Meta took."""
+    assert emu.control("POST", "faults", {"fail_rate": 1, "fail_kinds": ["reset"]})[0] == 200
+    with pytest.raises((ConnectionError, http.client.RemoteDisconnected)):
+        emu.send(text_msg())
+    assert emu.control("POST", "faults", {"fail_rate": 1, "fail_kinds": ["timeout"],
+                                          "hold_ms": 400})[0] == 200
+    conn = http.client.HTTPConnection("127.0.0.1", emu.port, timeout=0.1)
+    conn.request("POST", "/v21.0/%s/messages" % PNID, body=json.dumps(text_msg()).encode(),
+                 headers={"Authorization": "Bearer " + TOKEN, "Content-Type": "application/json"})
+    with pytest.raises(TimeoutError):
+        conn.getresponse()
+    conn.close()
+    t0 = time.monotonic()
+    status, _, body = emu.send(text_msg())
+    assert status == 200 and body["messages"][0]["id"].startswith("wamid.")
+    assert time.monotonic() - t0 >= 0.39
+    time.sleep(0.5)  # the first held answer goes to a closed connection
+    _, stats = emu.control("GET", "stats")
+    assert (stats["received"], stats["accepted"], stats["failed"]) == (3, 2, 1)
+    assert (stats["resets"], stats["timeouts"], stats["by_code"]) == (1, 2, {})
+    assert emu.control("GET", "faults")[1]["fail_kinds"] == ["timeout"]
+    time.sleep(0.2)
+    assert len(emu.records()) == 2
+
+
 def test_faults_reject_unknown_keys_and_bad_values(emu):
     for bad in ({"fail_rat": 0.1}, {"fail_rate": 2}, {"fail_kinds": ["teapot"]},
-                {"per_recipient": {"628": "x"}}, {"delay_ms": -1}, [1]):
+                {"per_recipient": {"628": "x"}}, {"delay_ms": -1}, {"hold_ms": 600001}, [1]):
         status, body = emu.control("POST", "faults", bad)
         assert status == 400 and body["error"], bad
     _, faults = emu.control("GET", "faults")

@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -61,6 +62,8 @@
 #define EMU_HOOK_CONNS_MAX	64
 #define EMU_MAX_THREADS		16
 #define EMU_KIND_5XX		(-1)	/* picks 500 (code 1) or 503 (code 2) */
+#define EMU_KIND_RESET		(-2)	/* connection reset, no answer, not accepted */
+#define EMU_KIND_TIMEOUT	(-3)	/* accepted, answered only after hold_ms */
 #define EMU_BODY_MAX_CHARS	4096
 #define EMU_OPAQUE_MAX_CHARS	512
 
@@ -118,6 +121,7 @@ struct emu_faults {
 	size_t		 nkinds;
 	int		 retry_after;
 	int		 delay_ms;
+	int		 hold_ms;		/* answer delay of "timeout" */
 	json_t		*per_recipient;		/* "to" -> error code; owned */
 };
 
@@ -225,6 +229,7 @@ static struct {
 	int			 status_delay_ms;
 	struct emu_faults	 faults;
 	uint64_t		 received, accepted, failed;
+	uint64_t		 resets, timeouts;
 	uint64_t		 hooks_posted, hooks_failed, nmedia;
 	struct emu_count	 codes[EMU_MAX_CODES];
 	size_t			 ncodes;
@@ -903,21 +908,49 @@ emu_held_new(struct evhttp_request *req, char *body, int delay_ms)
 
 /* Answer a send now, or after delay_ms; body is taken. */
 static void
-emu_answer(struct evhttp_request *req, int status, char *body,
-    int retry_after, struct emu_job *job)
+emu_answer_after(struct evhttp_request *req, int status, char *body,
+    int retry_after, struct emu_job *job, int delay_ms)
 {
 	struct emu_held *h;
 
-	if (emu.faults.delay_ms <= 0) {
+	if (delay_ms <= 0) {
 		emu_reply(req, status, body, retry_after);
 		free(body);
 		emu_job_start(job);
 		return;
 	}
-	h = emu_held_new(req, body, emu.faults.delay_ms);
+	h = emu_held_new(req, body, delay_ms);
 	h->status = status;
 	h->retry_after = retry_after;
 	h->job = job;
+}
+
+/* Answer a send now, or after the faults' delay_ms; body is taken. */
+static void
+emu_answer(struct evhttp_request *req, int status, char *body,
+    int retry_after, struct emu_job *job)
+{
+	emu_answer_after(req, status, body, retry_after, job, emu.faults.delay_ms);
+}
+
+/*
+ * Reset the connection of a send without answering: SO_LINGER 0 makes the
+ * close send an RST. libevent frees the request with its connection; the
+ * request callback returns straight after, touching neither.
+ */
+static void
+emu_send_reset(struct evhttp_request *req)
+{
+	struct evhttp_connection *conn = evhttp_request_get_connection(req);
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(conn);
+	struct linger lg = { 1, 0 };
+	evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
+
+	emu.failed++;
+	emu.resets++;
+	if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+	evhttp_connection_free(conn);
 }
 
 /* Fail a send with a Graph API error, counted under its code. */
@@ -1078,12 +1111,15 @@ emu_fault_pick(const struct emu_send *s)
 	code = f->nkinds > 0 ? f->kinds[emu_rand() % f->nkinds] : EMU_KIND_5XX;
 	if (code == EMU_KIND_5XX)
 		code = (emu_rand() & 1) ? 1 : 2;
-	return code;
+	return code;	/* may be EMU_KIND_RESET or EMU_KIND_TIMEOUT */
 }
 
-/* Accept a send: record it, answer with a wamid, start its statuses. */
+/*
+ * Accept a send: record it, answer with a wamid, start its statuses. With
+ * hold_ms > 0 (the "timeout" fault) the answer waits that long instead.
+ */
 static void
-emu_send_accept(struct evhttp_request *req, const struct emu_send *s)
+emu_send_accept(struct evhttp_request *req, const struct emu_send *s, int hold_ms)
 {
 	char wamid[96], *body;
 
@@ -1099,7 +1135,11 @@ emu_send_accept(struct evhttp_request *req, const struct emu_send *s)
 	    s->to, s->wa_id, wamid, s->is_template ?
 	    ",\"message_status\":\"accepted\"" : "") < 0)
 		abort();
-	emu_answer(req, 200, body, 0, emu_job_new(s, wamid));
+	if (hold_ms > 0) {
+		emu.timeouts++;
+		emu_answer_after(req, 200, body, 0, emu_job_new(s, wamid), hold_ms);
+	} else
+		emu_answer(req, 200, body, 0, emu_job_new(s, wamid));
 }
 
 /* POST /{version}/{phone_number_id}/messages: the send endpoint. */
@@ -1134,10 +1174,14 @@ emu_send(struct evhttp_request *req, char **seg)
 	msg = emu_body_json(req);
 	if ((e = emu_send_parse(msg, &s)) != NULL)
 		emu_send_fail(req, e);
-	else if ((code = emu_fault_pick(&s)) != 0)
+	else if ((code = emu_fault_pick(&s)) == EMU_KIND_RESET)
+		emu_send_reset(req);
+	else if (code == EMU_KIND_TIMEOUT)
+		emu_send_accept(req, &s, emu.faults.hold_ms);
+	else if (code != 0)
 		emu_send_fail(req, emu_error_get(code));
 	else
-		emu_send_accept(req, &s);
+		emu_send_accept(req, &s, 0);
 	json_decref(msg);
 }
 
@@ -1259,7 +1303,7 @@ emu_media_bytes(struct evhttp_request *req, char **seg)
 	evhttp_send_reply(req, 200, "OK", NULL);
 }
 
-/* Parse one fault kind ("5xx", "500", "503", "429" or an error code). */
+/* Parse one fault kind ("5xx", "500", "503", "429", "reset", "timeout" or an error code). */
 static int
 emu_fault_kind(json_t *v)
 {
@@ -1274,6 +1318,10 @@ emu_fault_kind(json_t *v)
 		return 0;
 	if (strcmp(s, "5xx") == 0)
 		return EMU_KIND_5XX;
+	if (strcmp(s, "reset") == 0)
+		return EMU_KIND_RESET;
+	if (strcmp(s, "timeout") == 0)
+		return EMU_KIND_TIMEOUT;
 	if (strcmp(s, "500") == 0)
 		return 1;
 	if (strcmp(s, "503") == 0)
@@ -1340,7 +1388,7 @@ static int
 emu_faults_parse(json_t *j, struct emu_faults *f, const char **why)
 {
 	static const char *keys[] = { "fail_rate", "fail_kinds", "retry_after",
-	    "delay_ms", "per_recipient" };
+	    "delay_ms", "hold_ms", "per_recipient" };
 	json_t *v, *kinds = json_object_get(j, "fail_kinds");
 	const char *k;
 	size_t i;
@@ -1359,8 +1407,8 @@ emu_faults_parse(json_t *j, struct emu_faults *f, const char **why)
 	    json_number_value(v) > 1))
 		return -1;
 	f->fail_rate = v != NULL ? json_number_value(v) : 0;
-	*why = "fail_kinds must be a list of \"5xx\", \"429\", \"500\", \"503\" "
-	    "or error codes";
+	*why = "fail_kinds must be a list of \"5xx\", \"429\", \"500\", \"503\", "
+	    "\"reset\", \"timeout\" or error codes";
 	if (kinds != NULL && (!json_is_array(kinds) ||
 	    json_array_size(kinds) > EMU_MAX_KINDS))
 		return -1;
@@ -1369,9 +1417,11 @@ emu_faults_parse(json_t *j, struct emu_faults *f, const char **why)
 			return -1;
 		f->nkinds = i + 1;
 	}
-	*why = "retry_after must be 0 to 86400, delay_ms 0 to 600000";
+	*why = "retry_after must be 0 to 86400, delay_ms and hold_ms 0 to 600000";
+	f->hold_ms = 60000;
 	if (emu_json_int(j, "retry_after", 0, 86400, &f->retry_after) != 0 ||
-	    emu_json_int(j, "delay_ms", 0, 600000, &f->delay_ms) != 0)
+	    emu_json_int(j, "delay_ms", 0, 600000, &f->delay_ms) != 0 ||
+	    emu_json_int(j, "hold_ms", 0, 600000, &f->hold_ms) != 0)
 		return -1;
 	v = json_object_get(j, "per_recipient");
 	*why = "per_recipient must map recipients to positive error codes";
@@ -1393,13 +1443,17 @@ emu_faults_json(void)
 	for (i = 0; i < f->nkinds; i++) {
 		if (f->kinds[i] == EMU_KIND_5XX)
 			snprintf(num, sizeof num, "5xx");
+		else if (f->kinds[i] == EMU_KIND_RESET)
+			snprintf(num, sizeof num, "reset");
+		else if (f->kinds[i] == EMU_KIND_TIMEOUT)
+			snprintf(num, sizeof num, "timeout");
 		else
 			snprintf(num, sizeof num, "%d", f->kinds[i]);
 		json_array_append_new(kinds, json_string(num));
 	}
-	return json_pack("{s:f, s:o, s:i, s:i, s:o}", "fail_rate", f->fail_rate,
+	return json_pack("{s:f, s:o, s:i, s:i, s:i, s:o}", "fail_rate", f->fail_rate,
 	    "fail_kinds", kinds, "retry_after", f->retry_after, "delay_ms",
-	    f->delay_ms, "per_recipient", f->per_recipient != NULL ?
+	    f->delay_ms, "hold_ms", f->hold_ms, "per_recipient", f->per_recipient != NULL ?
 	    json_incref(f->per_recipient) : json_object());
 }
 
@@ -1455,9 +1509,10 @@ emu_stats_get(struct evhttp_request *req, EMU_UNUSED char **seg)
 		snprintf(key, sizeof key, "%d", emu.codes[i].code);
 		json_object_set_new(by, key, json_integer((json_int_t)emu.codes[i].n));
 	}
-	emu_reply_json(req, 200, json_pack("{s:I, s:I, s:I, s:o, "
+	emu_reply_json(req, 200, json_pack("{s:I, s:I, s:I, s:I, s:I, s:o, "
 	    "s:{s:I, s:I, s:I}, s:I}", "received", (json_int_t)emu.received,
 	    "accepted", (json_int_t)emu.accepted, "failed", (json_int_t)emu.failed,
+	    "resets", (json_int_t)emu.resets, "timeouts", (json_int_t)emu.timeouts,
 	    "by_code", by, "webhooks", "posted", (json_int_t)emu.hooks_posted,
 	    "failed", (json_int_t)emu.hooks_failed, "pending",
 	    (json_int_t)pending, "media", (json_int_t)emu.nmedia));
@@ -1468,6 +1523,7 @@ static void
 emu_reset(struct evhttp_request *req, EMU_UNUSED char **seg)
 {
 	emu.received = emu.accepted = emu.failed = 0;
+	emu.resets = emu.timeouts = 0;
 	emu.hooks_posted = emu.hooks_failed = 0;
 	emu.ncodes = 0;
 	emu_faults_clear();
