@@ -57,6 +57,10 @@ static const struct conf_key whatsapp_keys[] = {
 	  "The largest inbound media fetched; a larger one is recorded as failed." },
 	{ NULL, "cafile", CONF_STRING, "", 0, 0, NULL, 0,
 	  "CA certificates for the Graph API's TLS; empty: the system store." },
+	{ NULL, "send_timeout", CONF_DURATION, "30s", 1000, 600 * 1000, NULL, 0,
+	  "Longest a send may wait for the Graph API's answer; after it the send is a "
+	  "temporary failure and is retried, so Meta may get it twice. Keep it well under "
+	  "[dispatch] lease." },
 };
 
 /* Whether s is a non-empty string of digits. */
@@ -102,6 +106,7 @@ whatsapp_create(struct channel *ch, const struct conf_section *sec, char **cause
 	wa->cafile = xstrdup(conf_channel_str(sec, "cafile"));
 	xasprintf(&wa->auth_header, "Authorization: Bearer %s", conf_channel_str(sec, "access_token"));
 	wa->media_max = (size_t)conf_channel_int(sec, "media_max");
+	wa->send_timeout_ms = (long)conf_channel_int(sec, "send_timeout");
 	TAILQ_INIT(&wa->ops);
 	ch->priv = wa;
 	return 0;
@@ -352,6 +357,7 @@ whatsapp_send(struct channel *ch, const struct channel_msg *msg)
 	easy = whatsapp_easy(wa, url, &headers);
 	headers = curl_slist_append(headers, "Content-Type: application/json");
 	curl_easy_setopt(easy, CURLOPT_COPYPOSTFIELDS, json);
+	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, wa->send_timeout_ms);
 	free(url);
 	free(json);
 	op = whatsapp_op_new(wa, WHATSAPP_OP_SEND);

@@ -109,6 +109,7 @@ struct whatsapp {
 	char *cafile;
 	char *auth_header; /* "Authorization: Bearer ..." */
 	size_t media_max;
+	long send_timeout_ms;
 	int token_alerted; /* the admin was told the token expired */
 	int stopping;
 	int stopped;       /* channel_stopped was called */
