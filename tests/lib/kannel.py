@@ -41,7 +41,7 @@ log-file = "{dir}/bearerbox.log"
 log-level = 1
 access-log = "{dir}/access.log"
 dlr-storage = internal
-
+{store}
 group = smsc
 smsc = fake
 smsc-id = fake1
@@ -127,7 +127,7 @@ class Kannel:
     Usable as a context manager; stop() ends every process it started.
     """
 
-    def __init__(self, workdir, username="linbat", password="rahasia-kannel"):
+    def __init__(self, workdir, username="linbat", password="rahasia-kannel", store=False):
         self.dir = os.path.join(workdir, "kannel")
         os.makedirs(self.dir, exist_ok=True)
         self.username, self.password = username, password
@@ -137,6 +137,9 @@ class Kannel:
         self.fake_log = os.path.join(self.dir, "fakesmsc.out")
         self.procs = {}
         self.injected = 0
+        # With store, bearerbox keeps the messages it holds in a store file,
+        # so a restart does not drop them.
+        self.store = ('store-type = file\nstore-location = "%s/kannel.store"\n' % self.dir) if store else ""
 
     def __enter__(self):
         return self
@@ -171,7 +174,7 @@ class Kannel:
             f.write(CONFIG.format(dir=self.dir, admin_password="admin-" + self.password,
                                   username=self.username, password=self.password,
                                   url_key="post-url" if post else "get-url",
-                                  service_url=service_url, **self.ports))
+                                  service_url=service_url, store=self.store, **self.ports))
         self._spawn("bearerbox", [BEARERBOX, self.conf])
         self._wait_port(self.ports["smsbox_port"], "bearerbox")
         self._spawn("smsbox", [SMSBOX, self.conf])
@@ -182,7 +185,9 @@ class Kannel:
     def _fakesmsc(self, message=None):
         """Start a fakesmsc that sends message (if any) and then prints what it receives.
         It waits until bearerbox has seen the client connect."""
-        args = [FAKESMSC, "-H", "127.0.0.1", "-r", str(self.ports["fake_port"]), "-i", "0.01"]
+        # Line-buffered: a fakesmsc stopped by SIGTERM (a restart) must not
+        # take the last messages it printed with it.
+        args = ["stdbuf", "-oL", FAKESMSC, "-H", "127.0.0.1", "-r", str(self.ports["fake_port"]), "-i", "0.01"]
         args += ["-m", "1", message] if message else ["-m", "0", "0 0 text unused"]
         before = self._connects()
         log = open(self.fake_log, "ab")
