@@ -62,7 +62,7 @@ def test_dovecot_restart_while_polling(start_linbatd, db, peers):
     """A third of the mails is in the INBOX before, a third arrives while
     Dovecot is down, a third after it is back: each is stored exactly once."""
     smtp, imap = peers
-    third = faults.scaled(30, 5)
+    third = faults.scaled(20, 5)
     ids = []
 
     def msgid(k):

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Run linbat's pytest suites: every directory tests/*/ that holds test_*.py
-# (integration, emulators, faults, ...). `make check` runs it; it can also be
+# (integration, emulators, ...; not faults, which tests/faults/run.sh runs).
+# `make check` runs it; it can also be
 # run by hand after a build:
 #
 #   tests/integration/run.sh [PYTEST ARGS] [PATHS]   (no PATHS: all those dirs)
@@ -28,6 +29,8 @@ if [ $has_path = no ]; then
 	for t in tests/*/test_*.py; do
 		[ -f "$t" ] || continue
 		d=${t%/*}
+		# The fault suite is a test of its own (tests/faults/run.sh).
+		[ "$d" = tests/faults ] && continue
 		case " $* " in *" $d "*) ;; *) set -- "$@" "$d" ;; esac
 	done
 fi
