@@ -456,7 +456,8 @@ email_poll_searched(CURL *easy, CURLcode rc, long status, const char *body, size
 		email_poll_end(p, curl_easy_strerror(rc));
 		return;
 	}
-	qsort(p->uids, p->nuids, sizeof *p->uids, email_uid_cmp);
+	if (p->nuids > 1) /* qsort's base must not be NULL, even for no elements */
+		qsort(p->uids, p->nuids, sizeof *p->uids, email_uid_cmp);
 	for (i = 0; i < p->nuids; i++) {
 		if (n == 0 || p->uids[n - 1] != p->uids[i])
 			p->uids[n++] = p->uids[i];

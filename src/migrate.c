@@ -110,7 +110,8 @@ migrate_scan(const char *dir, struct migration_set *set, char **cause)
 		free(data);
 	}
 	closedir(d);
-	qsort(set->list, set->n, sizeof *set->list, migrate_cmp);
+	if (set->n > 1) /* qsort's base must not be NULL, even for no elements */
+		qsort(set->list, set->n, sizeof *set->list, migrate_cmp);
 	for (len = 1; len < set->n; len++) {
 		if (strcmp(set->list[len - 1].version, set->list[len].version) == 0) {
 			xasprintf(cause, "Two migrations share version %s: %s and %s.", set->list[len].version,
