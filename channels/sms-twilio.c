@@ -11,6 +11,13 @@
  * daemon may sit behind a proxy and cannot see that URL, so webhook_url holds
  * it. A missing or wrong signature gets 403 and nothing is stored. Inbound
  * messages are answered with empty TwiML, so Twilio sends no reply.
+ *
+ * An MMS names its media (NumMedia, MediaUrlN, MediaContentTypeN): stored
+ * with the message as meta.media, they become pending attachments (see
+ * migrations/0015) that this adapter fetches with Basic auth, at most
+ * media_max bytes, through media.c like WhatsApp's. Only URLs on api_base's
+ * own scheme, host and port are fetched, redirects included: the account's
+ * credentials never go anywhere else, whatever a webhook names.
  */
 #include "config.h"
 
@@ -18,26 +25,45 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "curlev.h"
 #include "log.h"
+#include "media.h"
 #include "phone.h"
 #include "sms.h"
 #include "util.h"
 
 /* The largest answer to a send we read (a message resource is about 1 KiB). */
 #define SMS_TWILIO_ANSWER_MAX (64 * 1024)
+/* The most media of one message (Twilio's limit) and redirects followed (on api_base's host). */
+#define SMS_TWILIO_MEDIA_N 10
+#define SMS_TWILIO_MEDIA_HOPS 3
 /* What an account SID may hold: it becomes a path segment of the API's URL. */
 #define SMS_TWILIO_SID_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 static const char sms_twilio_twiml[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>";
 
-/* A send in flight; msg is the core's until the upcall. */
+enum sms_twilio_op_kind {
+	SMS_TWILIO_OP_SEND,
+	SMS_TWILIO_OP_CLAIM,
+	SMS_TWILIO_OP_MEDIA,
+};
+
+/* Work in flight: a send (msg is the core's until the upcall), a media claim or a media fetch. */
 struct sms_twilio_op {
 	struct sms_twilio *tw; /* NULL once let go of */
+	enum sms_twilio_op_kind kind;
 	const struct channel_msg *msg;
+	long long attachment_id; /* MEDIA */
+	char *mime_type;
+	char *error;             /* MEDIA: why the fetch failed, NULL if it did not */
+	size_t size;
+	int hops;
 	TAILQ_ENTRY(sms_twilio_op) entry;
 };
 
@@ -48,7 +74,12 @@ struct sms_twilio {
 	char *auth_token;
 	char *from;
 	char *webhook_url;
+	char *origin;      /* scheme://host:port of api_base: the only place media is fetched from */
+	size_t media_max;
 	int stopping, stopped;
+	int media_again;   /* media may be waiting: claim again when idle */
+	struct media_waker waker;
+	struct event *media_timer;
 	TAILQ_HEAD(, sms_twilio_op) ops;
 };
 
@@ -101,6 +132,9 @@ static const struct conf_key sms_twilio_keys[] = {
 	  "StatusCallback." },
 	{ NULL, "rate", CONF_INT, "10", 0, 100000, NULL, 0,
 	  "Most messages sent per second (Twilio queues what a number cannot send at once)." },
+	{ NULL, "media_max", CONF_SIZE, "5M", 1, 100LL * 1024 * 1024, NULL, 0,
+	  "The largest inbound MMS media fetched; a larger one is recorded as failed. Media is "
+	  "fetched only from api_base's host." },
 };
 
 /* qsort order of parameters: by name, then value (Twilio's). */
@@ -182,6 +216,32 @@ sms_twilio_signature(const char *token, const char *url, const struct sms_param 
 	return util_base64(mac, sizeof mac);
 }
 
+/*
+ * "scheme://host:port" of an http(s) URL, lower-cased, the port explicit;
+ * NULL if it is not one. Two URLs with the same origin are the same server.
+ */
+static char *
+sms_twilio_origin(const char *url)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL, *port = NULL, *origin = NULL, *c;
+
+	if (u != NULL && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK &&
+	    (strcasecmp(scheme, "http") == 0 || strcasecmp(scheme, "https") == 0)) {
+		xasprintf(&origin, "%s://%s:%s", scheme, host, port);
+		for (c = origin; *c != '\0'; c++)
+			*c = (char)tolower((unsigned char)*c);
+	}
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
+	return origin;
+}
+
 /* Check the config and keep a copy of it; no I/O. */
 static int
 sms_twilio_create(struct channel *ch, const struct conf_section *sec, char **cause)
@@ -200,6 +260,13 @@ sms_twilio_create(struct channel *ch, const struct conf_section *sec, char **cau
 		base[strlen(base) - 1] = '\0';
 	tw = xcalloc(1, sizeof *tw);
 	tw->ch = ch;
+	if ((tw->origin = sms_twilio_origin(base)) == NULL) {
+		xasprintf(cause, "api_base must be an http or https URL with a host");
+		free(base);
+		free(tw);
+		return -1;
+	}
+	tw->media_max = (size_t)conf_channel_int(sec, "media_max");
 	xasprintf(&tw->messages_url, "%s/2010-04-01/Accounts/%s/Messages.json", base, sid);
 	free(base);
 	tw->account_sid = xstrdup(sid);
@@ -211,22 +278,36 @@ sms_twilio_create(struct channel *ch, const struct conf_section *sec, char **cau
 	return 0;
 }
 
-/* Sends need nothing opened in advance. */
+static void sms_twilio_media_kick(struct sms_twilio *);
+static void sms_twilio_media_stop(struct sms_twilio *);
+static void sms_twilio_media_tick(evutil_socket_t, short, void *);
+static void sms_twilio_media_wake(void *);
+
+/* Start the media fetcher; sends need nothing opened in advance. */
 static int
 sms_twilio_start(struct channel *ch, char **cause)
 {
 	struct sms_twilio *tw = ch->priv;
+	struct timeval tv = { MEDIA_SWEEP_S, 0 };
 
 	if (ch->env == NULL || ch->env->curl == NULL || ch->env->db == NULL) {
 		xasprintf(cause, "the Twilio channel needs the HTTP client and the database");
 		return -1;
 	}
 	tw->stopping = tw->stopped = 0;
+	tw->waker.instance = ch->name;
+	tw->waker.kick = sms_twilio_media_wake;
+	tw->waker.arg = tw;
+	media_waker_add(ch->env->db, &tw->waker);
+	if (tw->media_timer == NULL)
+		tw->media_timer = event_new(ch->env->base, -1, EV_PERSIST, sms_twilio_media_tick, tw);
+	event_add(tw->media_timer, &tv);
 	log_info("sms-twilio", "Twilio channel started. channel=%s account_sid=%s", ch->name, tw->account_sid);
+	sms_twilio_media_kick(tw);
 	return 0;
 }
 
-/* Tell the core the instance stopped, once, when no send is in flight. */
+/* Tell the core the instance stopped, once, when nothing is in flight. */
 static void
 sms_twilio_check_stopped(struct sms_twilio *tw)
 {
@@ -237,16 +318,66 @@ sms_twilio_check_stopped(struct sms_twilio *tw)
 	channel_stopped(tw->ch);
 }
 
-/* Let go of every send in flight; with upcall, fail each as temporary first. */
-static void
-sms_twilio_detach(struct sms_twilio *tw, int upcall)
+/* A new op of this instance. */
+static struct sms_twilio_op *
+sms_twilio_op_new(struct sms_twilio *tw, enum sms_twilio_op_kind kind)
+{
+	struct sms_twilio_op *op = xcalloc(1, sizeof *op);
+
+	op->tw = tw;
+	op->kind = kind;
+	TAILQ_INSERT_TAIL(&tw->ops, op, entry);
+	return op;
+}
+
+/* Whether a media claim or fetch is in flight. */
+static int
+sms_twilio_media_busy(struct sms_twilio *tw)
 {
 	struct sms_twilio_op *op;
 
-	while ((op = TAILQ_FIRST(&tw->ops)) != NULL) {
+	TAILQ_FOREACH(op, &tw->ops, entry) {
+		if (op->kind != SMS_TWILIO_OP_SEND)
+			return 1;
+	}
+	return 0;
+}
+
+/* Free an op: take it off its instance's list, then see what may follow. */
+static void
+sms_twilio_op_done(struct sms_twilio_op *op)
+{
+	struct sms_twilio *tw = op->tw;
+
+	if (tw != NULL)
+		TAILQ_REMOVE(&tw->ops, op, entry);
+	free(op->mime_type);
+	free(op->error);
+	free(op);
+	if (tw == NULL)
+		return;
+	if (tw->media_again && !sms_twilio_media_busy(tw))
+		sms_twilio_media_kick(tw);
+	sms_twilio_check_stopped(tw);
+}
+
+/*
+ * Let go of ops in flight: media work always (its claim's lease hands it to
+ * the next start or another process), sends too when sends is set; with
+ * upcall, those sends are failed as temporary first.
+ */
+static void
+sms_twilio_detach(struct sms_twilio *tw, int sends, int upcall)
+{
+	struct sms_twilio_op *op, *next;
+
+	for (op = TAILQ_FIRST(&tw->ops); op != NULL; op = next) {
+		next = TAILQ_NEXT(op, entry);
+		if (op->kind == SMS_TWILIO_OP_SEND && !sends)
+			continue;
 		TAILQ_REMOVE(&tw->ops, op, entry);
 		op->tw = NULL;
-		if (upcall)
+		if (upcall && op->kind == SMS_TWILIO_OP_SEND)
 			channel_failed(tw->ch, op->msg, CHANNEL_FAIL_TEMPORARY, "stopped",
 			    "The Twilio channel stopped before the API answered.", 0);
 	}
@@ -259,12 +390,12 @@ sms_twilio_stop(struct channel *ch, int drain)
 	struct sms_twilio *tw = ch->priv;
 
 	tw->stopping = 1;
-	if (!drain)
-		sms_twilio_detach(tw, 1);
+	sms_twilio_media_stop(tw);
+	sms_twilio_detach(tw, !drain, 1);
 	sms_twilio_check_stopped(tw);
 }
 
-/* Free the instance; sends in flight are dropped when their callbacks come. */
+/* Free the instance; work in flight is dropped when its callbacks come. */
 static void
 sms_twilio_destroy(struct channel *ch)
 {
@@ -272,12 +403,14 @@ sms_twilio_destroy(struct channel *ch)
 
 	if (tw == NULL)
 		return;
-	sms_twilio_detach(tw, 0);
+	sms_twilio_media_stop(tw);
+	sms_twilio_detach(tw, 1, 0);
 	free(tw->messages_url);
 	free(tw->account_sid);
 	free(tw->auth_token);
 	free(tw->from);
 	free(tw->webhook_url);
+	free(tw->origin);
 	free(tw);
 	ch->priv = NULL;
 }
@@ -347,7 +480,6 @@ sms_twilio_send_done(CURL *easy, CURLcode rc, long status, const char *body, siz
 	char code[32];
 
 	if (tw != NULL) {
-		TAILQ_REMOVE(&tw->ops, op, entry);
 		if (rc != CURLE_OK) {
 			snprintf(code, sizeof code, "curl-%d", (int)rc);
 			log_info("sms-twilio", "A message could not reach the API. channel=%s id=%lld error=\"%s\"",
@@ -356,9 +488,7 @@ sms_twilio_send_done(CURL *easy, CURLcode rc, long status, const char *body, siz
 		} else
 			sms_twilio_answer(tw, op->msg, easy, status, body, len);
 	}
-	free(op);
-	if (tw != NULL)
-		sms_twilio_check_stopped(tw);
+	sms_twilio_op_done(op);
 }
 
 /* Append name=escaped(value) to a form body. */
@@ -405,12 +535,240 @@ sms_twilio_send(struct channel *ch, const struct channel_msg *msg)
 	curl_easy_setopt(easy, CURLOPT_PASSWORD, tw->auth_token);
 	curl_easy_setopt(easy, CURLOPT_COPYPOSTFIELDS, form.data);
 	buf_free(&form);
-	op = xcalloc(1, sizeof *op);
-	op->tw = tw;
+	op = sms_twilio_op_new(tw, SMS_TWILIO_OP_SEND);
 	op->msg = msg;
-	TAILQ_INSERT_TAIL(&tw->ops, op, entry);
 	curlev_start(ch->env->curl, easy, curl_slist_append(NULL, "Accept: application/json"),
 	    SMS_TWILIO_ANSWER_MAX, sms_twilio_send_done, op);
+}
+
+/* Inbound media ------------------------------------------------------------------ */
+
+/* The record of a fetch came back. */
+static void
+sms_twilio_media_recorded(const PGresult *res, const char *error, const char *sqlstate, void *arg)
+{
+	struct sms_twilio_op *op = arg;
+	struct sms_twilio *tw = op->tw;
+
+	if (tw == NULL)
+		;
+	else if (error != NULL)
+		log_warn("sms-twilio", "A media fetch could not be recorded; it is tried again later. "
+		    "channel=%s attachment=%lld reason=\"%s\"", tw->ch->name, op->attachment_id, error);
+	else if (op->error != NULL)
+		log_warn("sms-twilio", "A media fetch failed. channel=%s attachment=%lld status=%s reason=\"%s\"",
+		    tw->ch->name, op->attachment_id, PQgetvalue(res, 0, 0), op->error);
+	else
+		log_info("sms-twilio", "Media stored. channel=%s attachment=%lld bytes=%zu mime_type=\"%s\"",
+		    tw->ch->name, op->attachment_id, op->size, op->mime_type);
+	sms_twilio_op_done(op);
+}
+
+static void sms_twilio_media_fail(struct sms_twilio_op *, int, const char *, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A fetch failed: record why, final unless temporary. */
+static void
+sms_twilio_media_fail(struct sms_twilio_op *op, int temporary, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	xvasprintf(&op->error, fmt, ap);
+	va_end(ap);
+	media_fail(op->tw->ch->env->db, op->attachment_id, op->error, temporary, sms_twilio_media_recorded, op);
+}
+
+static void sms_twilio_media_get(struct sms_twilio_op *, const char *url);
+
+/* A fetch came back: the bytes, a redirect on api_base's host, or why not. */
+static void
+sms_twilio_media_fetched(CURL *easy, CURLcode rc, long status, const char *body, size_t len, void *arg)
+{
+	struct sms_twilio_op *op = arg;
+	struct sms_twilio *tw = op->tw;
+	char *location = NULL, *type = NULL;
+
+	if (tw == NULL || tw->stopping) {
+		sms_twilio_op_done(op);
+		return;
+	}
+	if (rc == CURLE_WRITE_ERROR || rc == CURLE_FILESIZE_EXCEEDED) {
+		sms_twilio_media_fail(op, 0, "The media is larger than media_max (%zu bytes).", tw->media_max);
+		return;
+	}
+	if (rc != CURLE_OK) {
+		sms_twilio_media_fail(op, 1, "The media could not be downloaded: %s", curl_easy_strerror(rc));
+		return;
+	}
+	if (status >= 300 && status < 400 && curl_easy_getinfo(easy, CURLINFO_REDIRECT_URL, &location) == CURLE_OK &&
+	    location != NULL) {
+		if (++op->hops > SMS_TWILIO_MEDIA_HOPS)
+			sms_twilio_media_fail(op, 0, "The media URL redirects more than %d times.", SMS_TWILIO_MEDIA_HOPS);
+		else
+			sms_twilio_media_get(op, location);
+		return;
+	}
+	if (status != 200) {
+		sms_twilio_media_fail(op, media_temporary(status), "The media download answered HTTP %ld.", status);
+		return;
+	}
+	/* The type the webhook named stays, unless it named none. */
+	if (strcmp(op->mime_type, "application/octet-stream") == 0 &&
+	    curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &type) == CURLE_OK && type != NULL) {
+		free(op->mime_type);
+		op->mime_type = xstrdup(type);
+	}
+	op->size = len;
+	media_store(tw->ch->env->db, op->attachment_id, op->mime_type, body, len, sms_twilio_media_recorded, op);
+}
+
+/* GET url with Basic auth, if it is on api_base's host; never anywhere else. */
+static void
+sms_twilio_media_get(struct sms_twilio_op *op, const char *url)
+{
+	struct sms_twilio *tw = op->tw;
+	char *origin = sms_twilio_origin(url);
+	CURL *easy;
+
+	if (origin == NULL || strcmp(origin, tw->origin) != 0) {
+		sms_twilio_media_fail(op, 0, "The media URL is not on api_base's host (%s), so it is not fetched: %s",
+		    tw->origin, origin != NULL ? origin : "not an http(s) URL");
+		free(origin);
+		return;
+	}
+	free(origin);
+	easy = curlev_easy(tw->ch->env->curl);
+	curl_easy_setopt(easy, CURLOPT_URL, url);
+#if LIBCURL_VERSION_NUM >= 0x075500
+	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+	curl_easy_setopt(easy, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(easy, CURLOPT_USERAGENT, "linbat");
+	curl_easy_setopt(easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+	curl_easy_setopt(easy, CURLOPT_USERNAME, tw->account_sid);
+	curl_easy_setopt(easy, CURLOPT_PASSWORD, tw->auth_token);
+	curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)tw->media_max);
+	curlev_start(tw->ch->env->curl, easy, NULL, tw->media_max, sms_twilio_media_fetched, op);
+}
+
+/* The claim came back: fetch each row; a full batch means more may wait. */
+static void
+sms_twilio_media_claimed(const PGresult *res, const char *error, const char *sqlstate, void *arg)
+{
+	struct sms_twilio_op *claim = arg, *op;
+	struct sms_twilio *tw = claim->tw;
+	int i, n;
+
+	if (tw == NULL || tw->stopping) {
+		sms_twilio_op_done(claim);
+		return;
+	}
+	if (error != NULL) {
+		log_warn("sms-twilio", "Media to fetch could not be claimed. channel=%s reason=\"%s\"", tw->ch->name,
+		    error);
+		sms_twilio_op_done(claim);
+		return;
+	}
+	n = PQntuples(res);
+	for (i = 0; i < n; i++) {
+		op = sms_twilio_op_new(tw, SMS_TWILIO_OP_MEDIA);
+		op->attachment_id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		op->mime_type = xstrdup(PQgetvalue(res, i, 2));
+		sms_twilio_media_get(op, PQgetvalue(res, i, 1));
+	}
+	if (n >= MEDIA_CLAIM_N)
+		tw->media_again = 1;
+	sms_twilio_op_done(claim);
+}
+
+/* Claim pending media of this instance, unless a claim or fetch is in flight. */
+static void
+sms_twilio_media_kick(struct sms_twilio *tw)
+{
+	if (tw->stopping)
+		return;
+	if (sms_twilio_media_busy(tw)) {
+		tw->media_again = 1;
+		return;
+	}
+	tw->media_again = 0;
+	media_claim(tw->ch->env->db, tw->ch->name, sms_twilio_media_claimed,
+	    sms_twilio_op_new(tw, SMS_TWILIO_OP_CLAIM));
+}
+
+/* The linbat_media listener: media of this instance was committed. */
+static void
+sms_twilio_media_wake(void *arg)
+{
+	sms_twilio_media_kick(arg);
+}
+
+/* The sweep timer: retries whose backoff ran out, and lost leases. */
+static void
+sms_twilio_media_tick(evutil_socket_t fd, short what, void *arg)
+{
+	sms_twilio_media_kick(arg);
+}
+
+/* Stop claiming and sweeping; sms_twilio_detach lets go of the fetches in flight. */
+static void
+sms_twilio_media_stop(struct sms_twilio *tw)
+{
+	media_waker_remove(&tw->waker);
+	if (tw->media_timer != NULL) {
+		event_free(tw->media_timer);
+		tw->media_timer = NULL;
+	}
+}
+
+/* The linbat content type of an MMS: the kind of its first media. */
+static const char *
+sms_twilio_content_type(const char *mime)
+{
+	if (mime == NULL)
+		return "document";
+	if (strncasecmp(mime, "image/", 6) == 0)
+		return "image";
+	if (strncasecmp(mime, "video/", 6) == 0)
+		return "video";
+	if (strncasecmp(mime, "audio/", 6) == 0)
+		return "audio";
+	return "document";
+}
+
+/*
+ * The media an inbound message names, as meta {"media": [{"url", "mime_type"},
+ * ...]} (new reference), or NULL if none; *first gets the first one's type.
+ */
+static json_t *
+sms_twilio_media_meta(const struct sms_param *p, size_t n, const char **first)
+{
+	const char *num = sms_twilio_param(p, n, "NumMedia"), *url, *type;
+	json_t *list = json_array(), *meta;
+	char name[32];
+	long count = num != NULL ? strtol(num, NULL, 10) : 0, i;
+
+	*first = NULL;
+	for (i = 0; i < count && i < SMS_TWILIO_MEDIA_N; i++) {
+		snprintf(name, sizeof name, "MediaUrl%ld", i);
+		if ((url = sms_twilio_param(p, n, name)) == NULL || url[0] == '\0')
+			continue;
+		snprintf(name, sizeof name, "MediaContentType%ld", i);
+		type = sms_twilio_param(p, n, name);
+		if (*first == NULL)
+			*first = type != NULL ? type : "";
+		json_array_append_new(list, json_pack("{s:s, s:s}", "url", url, "mime_type", type != NULL ? type : ""));
+	}
+	if (json_array_size(list) == 0) {
+		json_decref(list);
+		return NULL;
+	}
+	meta = json_object();
+	json_object_set_new(meta, "media", list);
+	return meta;
 }
 
 /* Whether X-Twilio-Signature signs webhook_url and these parameters, in constant time. */
@@ -457,7 +815,7 @@ sms_twilio_status_hook(struct sms_twilio *tw, struct http_req *hr, const struct 
 static void
 sms_twilio_message_hook(struct sms_twilio *tw, struct http_req *hr, const struct sms_param *p, size_t n)
 {
-	const char *sid = sms_twilio_param(p, n, "MessageSid"), *body = sms_twilio_param(p, n, "Body");
+	const char *sid = sms_twilio_param(p, n, "MessageSid"), *body = sms_twilio_param(p, n, "Body"), *first;
 	struct channel_inbound in = { 0 };
 	char addr[PHONE_E164_MAX], *cause = NULL;
 	struct channel_batch *b;
@@ -474,10 +832,13 @@ sms_twilio_message_hook(struct sms_twilio *tw, struct http_req *hr, const struct
 	in.provider_id = sid;
 	in.content_type = "text";
 	in.body = body != NULL ? body : "";
+	if ((in.meta = sms_twilio_media_meta(p, n, &first)) != NULL)
+		in.content_type = sms_twilio_content_type(first);
 	b = channel_batch_new(tw->ch, hr);
 	channel_batch_set_reply(b, "text/xml", sms_twilio_twiml);
 	channel_batch_message(b, &in);
 	channel_batch_end(b);
+	json_decref(in.meta);
 }
 
 /* Every request to /webhooks/NAME: check the signature, then a status callback or a message. */

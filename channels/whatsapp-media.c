@@ -11,7 +11,8 @@
  * token gives the bytes (at most media_max). The bytes, their SHA-256 and
  * MIME type go into the attachment row; a failure is recorded in it and
  * retried with backoff when it may pass. Rows are claimed with a lease, so
- * several linbatd processes share the work; a timer sweeps for retries.
+ * several linbatd processes share the work; a timer sweeps for retries. The
+ * listener, claim and records are media.c's, shared with sms-twilio.c.
  */
 #include "config.h"
 
@@ -19,48 +20,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
-#include "db.h"
 #include "log.h"
+#include "media.h"
 #include "util.h"
 #include "whatsapp.h"
 
-#define WHATSAPP_MEDIA_CLAIM "4"          /* fetches claimed at a time */
-#define WHATSAPP_MEDIA_CLAIM_N 4
-#define WHATSAPP_MEDIA_LEASE "120"        /* seconds a claim holds (two fetches of 30 s at most) */
-#define WHATSAPP_MEDIA_ATTEMPTS "5"       /* temporary failures before it is final */
-#define WHATSAPP_MEDIA_SWEEP_S 30         /* timer for retries and expired leases */
 #define WHATSAPP_MEDIA_INFO_MAX (64 * 1024)
 
-static const struct db_stmt whatsapp_media_claim_stmt = {
-	"whatsapp_media_claim",
-	"select id, media_id, mime_type from linbat.attachment_claim($1, $2, $3)"
-};
-static const struct db_stmt whatsapp_media_stored_stmt = {
-	"whatsapp_media_stored",
-	"select linbat.attachment_stored($1, $2, $3, $4)"
-};
-static const struct db_stmt whatsapp_media_failed_stmt = {
-	"whatsapp_media_failed",
-	"select linbat.attachment_fetch_failed($1, $2, $3, $4)"
-};
-
-/* Instances started in this process, for the one linbat_media listener. */
-static LIST_HEAD(, whatsapp) whatsapp_media_live = LIST_HEAD_INITIALIZER(whatsapp_media_live);
-static struct db *whatsapp_media_listen_db;
-
-/* NOTIFY linbat_media: wake the instance named by the payload (all if NULL). */
+/* The linbat_media listener or the sweep timer: claim what waits. */
 static void
-whatsapp_media_notify(const char *channel, const char *payload, void *arg)
+whatsapp_media_wake(void *arg)
 {
-	struct whatsapp *wa, *next;
-
-	for (wa = LIST_FIRST(&whatsapp_media_live); wa != NULL; wa = next) {
-		next = LIST_NEXT(wa, entry);
-		if (payload == NULL || strcmp(payload, wa->ch->name) == 0)
-			whatsapp_media_kick(wa);
-	}
+	whatsapp_media_kick(arg);
 }
 
 /* The sweep timer: pick up retries whose backoff ran out and lost leases. */
@@ -74,15 +45,12 @@ whatsapp_media_tick(evutil_socket_t fd, short what, void *arg)
 void
 whatsapp_media_start(struct whatsapp *wa)
 {
-	struct timeval tv = { WHATSAPP_MEDIA_SWEEP_S, 0 };
-	struct db *db = wa->ch->env->db;
+	struct timeval tv = { MEDIA_SWEEP_S, 0 };
 
-	if (!wa->live) {
-		LIST_INSERT_HEAD(&whatsapp_media_live, wa, entry);
-		wa->live = 1;
-	}
-	if (db != whatsapp_media_listen_db && db_listen(db, "linbat_media", whatsapp_media_notify, NULL) == 0)
-		whatsapp_media_listen_db = db;
+	wa->waker.instance = wa->ch->name;
+	wa->waker.kick = whatsapp_media_wake;
+	wa->waker.arg = wa;
+	media_waker_add(wa->ch->env->db, &wa->waker);
 	if (wa->media_timer == NULL)
 		wa->media_timer = event_new(wa->ch->env->base, -1, EV_PERSIST, whatsapp_media_tick, wa);
 	event_add(wa->media_timer, &tv);
@@ -93,10 +61,7 @@ whatsapp_media_start(struct whatsapp *wa)
 void
 whatsapp_media_stop(struct whatsapp *wa)
 {
-	if (wa->live) {
-		LIST_REMOVE(wa, entry);
-		wa->live = 0;
-	}
+	media_waker_remove(&wa->waker);
 	if (wa->media_timer != NULL) {
 		event_free(wa->media_timer);
 		wa->media_timer = NULL;
@@ -137,50 +102,12 @@ static void whatsapp_media_fail(struct whatsapp_op *, int, const char *, ...)
 static void
 whatsapp_media_fail(struct whatsapp_op *op, int temporary, const char *fmt, ...)
 {
-	char id[24];
-	const char *values[4];
 	va_list ap;
 
 	va_start(ap, fmt);
 	xvasprintf(&op->error, fmt, ap);
 	va_end(ap);
-	snprintf(id, sizeof id, "%lld", op->attachment_id);
-	values[0] = id;
-	values[1] = op->error;
-	values[2] = temporary ? "true" : "false";
-	values[3] = WHATSAPP_MEDIA_ATTEMPTS;
-	db_exec(op->wa->ch->env->db, &whatsapp_media_failed_stmt, 4, values, whatsapp_media_recorded, op);
-}
-
-/* Whether an HTTP status means the fetch may work later. */
-static int
-whatsapp_media_temporary(long status)
-{
-	return status == 0 || status == 429 || status >= 500;
-}
-
-/* Store the bytes with their SHA-256 (hex) as a bytea literal. */
-static void
-whatsapp_media_store(struct whatsapp_op *op, const char *data, size_t len)
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	char id[24], sha[65], *hex;
-	const char *values[4];
-
-	EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
-	util_hex(md, 32, sha);
-	hex = xmalloc(2 * len + 3);
-	memcpy(hex, "\\x", 2);
-	util_hex((const unsigned char *)data, len, hex + 2);
-	snprintf(id, sizeof id, "%lld", op->attachment_id);
-	op->size = len;
-	values[0] = id;
-	values[1] = op->mime_type;
-	values[2] = hex;
-	values[3] = sha;
-	db_exec(op->wa->ch->env->db, &whatsapp_media_stored_stmt, 4, values, whatsapp_media_recorded, op);
-	free(hex);
+	media_fail(op->wa->ch->env->db, op->attachment_id, op->error, temporary, whatsapp_media_recorded, op);
 }
 
 /* Step 2 done: the bytes, or why not. */
@@ -196,10 +123,13 @@ whatsapp_media_fetched(CURL *easy, CURLcode rc, long status, const char *body, s
 	else if (rc != CURLE_OK)
 		whatsapp_media_fail(op, 1, "The media could not be downloaded: %s", curl_easy_strerror(rc));
 	else if (status != 200)
-		whatsapp_media_fail(op, whatsapp_media_temporary(status),
+		whatsapp_media_fail(op, media_temporary(status),
 		    "The media download answered HTTP %ld.", status);
-	else
-		whatsapp_media_store(op, body, len);
+	else {
+		op->size = len;
+		media_store(op->wa->ch->env->db, op->attachment_id, op->mime_type, body, len,
+		    whatsapp_media_recorded, op);
+	}
 }
 
 /* Start step 2: GET the media URL with the Bearer token. */
@@ -221,7 +151,7 @@ whatsapp_media_refused(struct whatsapp_op *op, long status, const char *body, si
 	struct whatsapp_answer a;
 
 	whatsapp_proto_answer(status, body, len, &a);
-	whatsapp_media_fail(op, whatsapp_media_temporary(status), "The Graph API refused the media "
+	whatsapp_media_fail(op, media_temporary(status), "The Graph API refused the media "
 	    "id: HTTP %ld, code %s: %s", status, a.code, a.text);
 	whatsapp_proto_answer_free(&a);
 }
@@ -308,7 +238,7 @@ whatsapp_media_claimed(const PGresult *res, const char *error, const char *sqlst
 	n = PQntuples(res);
 	for (i = 0; i < n; i++)
 		whatsapp_media_fetch(wa, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
-	if (n >= WHATSAPP_MEDIA_CLAIM_N)
+	if (n >= MEDIA_CLAIM_N)
 		wa->media_again = 1;
 	whatsapp_op_done(op);
 }
@@ -317,7 +247,6 @@ whatsapp_media_claimed(const PGresult *res, const char *error, const char *sqlst
 void
 whatsapp_media_kick(struct whatsapp *wa)
 {
-	const char *values[3] = { wa->ch->name, WHATSAPP_MEDIA_CLAIM, WHATSAPP_MEDIA_LEASE };
 	struct whatsapp_op *op;
 
 	if (wa->stopping)
@@ -328,5 +257,5 @@ whatsapp_media_kick(struct whatsapp *wa)
 	}
 	wa->media_again = 0;
 	op = whatsapp_op_new(wa, WHATSAPP_OP_CLAIM);
-	db_exec(wa->ch->env->db, &whatsapp_media_claim_stmt, 3, values, whatsapp_media_claimed, op);
+	media_claim(wa->ch->env->db, wa->ch->name, whatsapp_media_claimed, op);
 }

@@ -16,6 +16,7 @@
 
 #include "channel.h"
 #include "curlev.h"
+#include "media.h"
 
 extern const struct channel_type channel_whatsapp;
 
@@ -114,10 +115,9 @@ struct whatsapp {
 	int stopping;
 	int stopped;       /* channel_stopped was called */
 	int media_again;   /* media may be waiting: claim again when idle */
-	int live;          /* on the list the NOTIFY listener walks */
+	struct media_waker waker; /* NOTIFY linbat_media of this instance */
 	struct event *media_timer;
 	TAILQ_HEAD(, whatsapp_op) ops;
-	LIST_ENTRY(whatsapp) entry;
 };
 
 /* whatsapp.c: an op of this instance, its end, and a Graph API handle. */

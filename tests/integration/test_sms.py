@@ -274,9 +274,46 @@ def twilio_sign(url, params, token=TW_TOKEN):
     return base64.b64encode(hmac.new(token.encode(), data.encode(), hashlib.sha1).digest()).decode()
 
 
+TW_MEDIA_MAX = 64 * 1024
+TW_PHOTO = bytes(range(256)) * 40           # 10 KiB, under media_max
+TW_PDF = b"%PDF-1.4\n" + b"\x00\xff" * 1000
+TW_MEDIA = "/2010-04-01/Accounts/%s/Messages/MM%s/Media/" % (TW_SID, "b" * 32)
+
+
 class TwilioApi(http.server.BaseHTTPRequestHandler):
     """POST /2010-04-01/Accounts/{Sid}/Messages.json as Twilio answers it: 201 and
-    the message resource, or 401 with Twilio's error shape."""
+    the message resource, or 401 with Twilio's error shape. GET of MMS media
+    (TW_MEDIA + name) with Basic auth: the bytes, a redirect (name "to-X":
+    to X on this host; "away": to the server in self.server.away), or one
+    byte more than media_max ("big")."""
+
+    def do_GET(self):
+        self.server.gets.append((self.path, self.headers.get("Authorization")))
+        if self.headers.get("Authorization") != "Basic " + base64.b64encode(
+                ("%s:%s" % (TW_SID, TW_TOKEN)).encode()).decode():
+            self.answer(401, {"code": 20003, "message": "Authenticate", "status": 401})
+            return
+        name = self.path[len(TW_MEDIA):] if self.path.startswith(TW_MEDIA) else None
+        if name is not None and name.startswith("to-"):
+            self.redirect(TW_MEDIA + name[3:])
+        elif name == "away":
+            self.redirect(self.server.away + TW_MEDIA + "ME1")
+        elif name in ("ME1", "ME2", "big"):
+            body, ctype = {"ME1": (TW_PHOTO, "image/jpeg"), "ME2": (TW_PDF, "application/pdf"),
+                           "big": (b"x" * (TW_MEDIA_MAX + 1), "image/png")}[name]
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        else:
+            self.answer(404, {"code": 20404, "message": "not found", "status": 404})
+
+    def redirect(self, location):
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def do_POST(self):
         n = int(self.headers.get("Content-Length", 0))
@@ -305,21 +342,30 @@ class TwilioApi(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def serve(handler):
+    """An http.server on a free loopback port, in a thread, recording GETs in .gets."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.sent, server.gets = [], []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 @pytest.fixture
 def tw(start_linbatd, db):
-    api = http.server.ThreadingHTTPServer(("127.0.0.1", 0), TwilioApi)
-    api.sent = []
-    t = threading.Thread(target=api.serve_forever, daemon=True)
-    t.start()
+    api = serve(TwilioApi)
+    # Another host as far as api_base is concerned (another port): linbatd must never ask it.
+    api.other = serve(TwilioApi)
+    api.away = "http://127.0.0.1:%d" % api.other.server_address[1]
     d = start_linbatd(extra={"dispatch": DISPATCH, "channel tw1": {
         "type": "sms-twilio", "api_base": "http://127.0.0.1:%d" % api.server_address[1], "account_sid": TW_SID,
-        "auth_token": TW_TOKEN, "from": OFFICE, "webhook_url": TW_HOOK}})
+        "auth_token": TW_TOKEN, "from": OFFICE, "webhook_url": TW_HOOK, "media_max": "64k"}})
     add_operator(db, "tono@dpmptsp.example.go.id")
     database = Db(db)
     yield d, api, database
     database.conn.close()
-    api.shutdown()
-    api.server_close()
+    for server in (api, api.other):
+        server.shutdown()
+        server.server_close()
 
 
 def tw_post(d, params, signature=None, sign_params=None):
@@ -388,6 +434,45 @@ def test_twilio_send_and_status_callbacks(tw):
         assert (r.status, r.body) == (200, b""), r
     assert wait_status(database, ok, ("delivered",))[0] == "delivered"
     assert wait_status(database, bad, ("failed",))[3] == "30003"
+
+
+def test_twilio_mms_media_is_fetched_with_basic_auth_from_api_base_only(tw):
+    """NumMedia/MediaUrlN/MediaContentTypeN: each media is fetched with the
+    account's Basic auth and stored with its SHA-256 and type; a redirect is
+    followed on api_base's host only; a URL or redirect to any other host is
+    never requested (the credentials would go with it) and a media over
+    media_max is not stored: both are recorded as failed, the message stays."""
+    d, api, database = tw
+    base = "http://127.0.0.1:%d" % api.server_address[1]
+    media = [(base + TW_MEDIA + "ME1", "image/jpeg"), (base + TW_MEDIA + "to-ME2", "application/pdf"),
+             (api.away + TW_MEDIA + "ME1", "image/jpeg"), (base + TW_MEDIA + "away", "image/jpeg"),
+             (base + TW_MEDIA + "big", "image/png")]
+    params = [(k, v) for k, v in tw_inbound(sid="MM" + "b" * 32, body="Foto papan nama") if k != "NumMedia"]
+    params.append(("NumMedia", str(len(media))))
+    for i, (url, ctype) in enumerate(media):
+        params += [("MediaUrl%d" % i, url), ("MediaContentType%d" % i, ctype)]
+    r = tw_post(d, params)
+    assert r.status == 200, r
+    (mid, ctype, body) = database.one("select id, content_type, body from linbat.message where direction = 'in'")
+    assert (ctype, body) == ("image", "Foto papan nama")
+    assert linbat.wait_for(lambda: database.one(
+        "select count(*) from linbat.attachment where message_id = %s and status <> 'pending'", (mid,))[0] == 5,
+        30, interval=0.1), database.q("select provider_media_id, status, error from linbat.attachment")
+    rows = {url: [bytes(v) if isinstance(v, memoryview) else v for v in rest] for url, *rest in database.q(
+        "select provider_media_id, status, mime_type, size, sha256, data, error from linbat.attachment "
+        "where message_id = %s", (mid,))}
+    for url, data, mime in ((media[0][0], TW_PHOTO, "image/jpeg"), (media[1][0], TW_PDF, "application/pdf")):
+        assert rows[url][:5] == ["stored", mime, len(data), hashlib.sha256(data).hexdigest(), data], url
+    for i in (2, 3):
+        status, error = rows[media[i][0]][0], rows[media[i][0]][5]
+        assert status == "failed" and "not on api_base's host" in error, (i, status, error)
+    assert rows[media[4][0]][0] == "failed" and "media_max" in rows[media[4][0]][5], rows[media[4][0]]
+    assert api.other.gets == [], "a host other than api_base's was asked for media"
+    basic = "Basic " + base64.b64encode(("%s:%s" % (TW_SID, TW_TOKEN)).encode()).decode()
+    assert sorted(p for p, _ in api.gets) == sorted(TW_MEDIA + n for n in ("ME1", "to-ME2", "ME2", "away", "big"))
+    assert {a for _, a in api.gets} == {basic}
+    with open(d.log_path, errors="replace") as f:
+        assert TW_TOKEN not in f.read()
 
 
 def test_fakesmsc_reader_joins_parts_and_decodes_ucs2():
