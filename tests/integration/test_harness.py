@@ -110,6 +110,60 @@ def test_stop_fails_when_the_daemon_died_by_itself(tmp_path):
         d.close()
 
 
+LEAKER = r"""
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+static volatile sig_atomic_t stop;
+static void on_term(int sig) { (void)sig; stop = 1; }
+int main(void)
+{
+	char *p = malloc(64);
+	strcpy(p, "lost");
+	p = NULL;
+	signal(SIGTERM, on_term);
+	puts("ready");
+	fflush(stdout);
+	while (!stop)
+		pause();
+	return 0;
+}
+"""
+
+
+def test_valgrind_failure_is_reported_with_its_log(tmp_path):
+    """A daemon under valgrind that leaks definitely fails stop(), with the report."""
+    src = tmp_path / "leaker.c"
+    src.write_text(LEAKER)
+    exe = str(tmp_path / "leaker")
+    r = linbat.run(["cc", "-g", "-O0", "-o", exe, str(src)])
+    assert r.returncode == 0, r.stderr
+    d = linbat.Linbatd("dbname=unused", str(tmp_path), valgrind=True)
+    d.starts = 1
+    d.proc = subprocess.Popen(linbat.valgrind_args(d.valgrind_log % 1) + [exe], stdout=subprocess.PIPE, text=True)
+    assert d.proc.stdout.readline() == "ready\n"
+    with pytest.raises(AssertionError, match=r"(?s)valgrind found.*definitely lost: 64 bytes"):
+        d.stop()
+    assert d.returncode == linbat.VALGRIND_STATUS
+
+
+def test_valgrind_runs_linbatd_clean(db, tmp_path):
+    """linbatd under valgrind (as tests/valgrind-run runs every daemon): it
+    starts, answers, and stops with no definite leak and no memory error."""
+    d = linbat.Linbatd(db, str(tmp_path), valgrind=True,
+                       extra={"channel t1": {"type": "test", "record": str(tmp_path / "t1.jsonl")}})
+    try:
+        d.start()
+        assert d.get("/healthz").status == 200
+    finally:
+        d.close()
+    with open(d.valgrind_log % 1) as f:
+        report = f.read()
+    assert "ERROR SUMMARY: 0 errors" in report, report
+
+
 def test_linbat_config_merges_extra_sections():
     conf = linbat.linbat_config("dbname=x", 1234, {
         "daemon": {"max_body": 1024, "web_dir": None}, "whatsapp": {"token": "t"}})

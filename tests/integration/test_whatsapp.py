@@ -479,8 +479,9 @@ def test_failed_media_fetch_is_recorded_and_the_message_kept(wa):
     assert a["status"] == "failed" and a["data"] is None
     assert "code 100" in a["error"], a
     assert wa.message(img["id"])["body"] == "expired id"
-    assert re.search(r" WARN whatsapp: A media fetch failed\. .*attachment=\d+ media_id=424242424242"
-                     r" status=failed", wa.log())
+    # the warning is logged after the commit that the test has just seen
+    assert linbat.wait_for(lambda: re.search(r" WARN whatsapp: A media fetch failed\. .*attachment=\d+ "
+                                             r"media_id=424242424242 status=failed", wa.log()), 10), wa.log()
 
 
 def test_media_over_media_max_is_refused(start_wa):

@@ -28,6 +28,23 @@ PG_SH = os.path.join(TOP_SRCDIR, "tests", "lib", "pg.sh")
 LINBATD = os.path.join(TOP_BUILDDIR, "linbatd")
 LINBATCTL = os.path.join(TOP_BUILDDIR, "linbatctl")
 
+# LINBAT_VALGRIND=1 runs every Linbatd under valgrind's memcheck (see
+# tests/valgrind-run): a definite leak or a memory error makes the daemon exit
+# with VALGRIND_STATUS, which stop() reports with valgrind's own log. The
+# daemon is then some ten times slower, so its start and stop get more time.
+VALGRIND = os.environ.get("LINBAT_VALGRIND", "") not in ("", "0")
+VALGRIND_STATUS = 97
+VALGRIND_SLOWER = 12
+
+
+def valgrind_args(log_path):
+    """The valgrind command line that wraps linbatd, its report in log_path."""
+    return ["valgrind", "--tool=memcheck", "--leak-check=full", "--show-leak-kinds=definite",
+            "--errors-for-leak-kinds=definite", "--error-exitcode=%d" % VALGRIND_STATUS,
+            "--num-callers=30", "--gen-suppressions=all",
+            "--suppressions=" + os.path.join(TOP_SRCDIR, "tests", "valgrind.supp"),
+            "--log-file=" + log_path]
+
 # A log line at level ERROR ("2026-11-28T23:04:05.123+08:00 ERROR db: ..."),
 # and what the sanitizers and libevent print when they find a fault.
 ERROR_LINE = re.compile(
@@ -279,16 +296,23 @@ class Linbatd:
     Writes workdir/NAME.conf, runs `linbatd --migrate -c conf` with stdout and
     stderr in workdir/NAME.log, and waits until /healthz answers 200. close()
     stops it (SIGTERM, exit 0 within 5 s) and fails if the log holds an ERROR
-    line that no regex of allow matches.
+    line that no regex of allow matches. Under valgrind (valgrind=True, or
+    LINBAT_VALGRIND=1 in the environment) its report is in
+    workdir/NAME.valgrind.N.log for the Nth start.
     """
 
-    def __init__(self, dsn, workdir, extra=None, allow=(), args=("--migrate",), name="linbatd"):
+    def __init__(self, dsn, workdir, extra=None, allow=(), args=("--migrate",), name="linbatd",
+                 valgrind=None):
         self.port = free_port()
+        self.valgrind = VALGRIND if valgrind is None else valgrind
+        self.slower = VALGRIND_SLOWER if self.valgrind else 1
+        self.starts = 0
         self.url = "http://127.0.0.1:%d" % self.port
         self.allow = list(allow)
         self.args = list(args)
         self.conf_path = os.path.join(workdir, name + ".conf")
         self.log_path = os.path.join(workdir, name + ".log")
+        self.valgrind_log = os.path.join(workdir, name + ".valgrind.%d.log")
         self.config = linbat_config(dsn, self.port, extra)
         self.proc = None
         self.returncode = None
@@ -300,11 +324,14 @@ class Linbatd:
     def start(self, timeout=10):
         """Start the daemon and wait until /healthz answers 200; return self."""
         write_config(self.conf_path, self.config)
+        cmd = [LINBATD] + self.args + ["-c", self.conf_path]
+        self.starts += 1
+        if self.valgrind:
+            cmd = valgrind_args(self.valgrind_log % self.starts) + cmd
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([LINBATD] + self.args + ["-c", self.conf_path],
-                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         self.returncode = None
-        self.wait_healthy(timeout)
+        self.wait_healthy(timeout * self.slower)
         return self
 
     def alive(self):
@@ -354,12 +381,17 @@ class Linbatd:
             raise AssertionError("linbatd exited by itself with status %d:\n%s"
                                  % (self.returncode, self.log_tail()))
         self.proc.send_signal(sig)
+        timeout *= self.slower
         try:
             self.returncode = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
             raise AssertionError("linbatd did not exit within %g s of %s:\n%s"
                                  % (timeout, signal.Signals(sig).name, self.log_tail()))
+        if self.valgrind and self.returncode == VALGRIND_STATUS:
+            with open(self.valgrind_log % self.starts, errors="replace") as f:
+                raise AssertionError("valgrind found errors or definite leaks in linbatd (%s):\n%s"
+                                     % (self.valgrind_log % self.starts, f.read()))
         assert self.returncode == 0, "linbatd exited with status %d after %s:\n%s" % (
             self.returncode, signal.Signals(sig).name, self.log_tail())
 
