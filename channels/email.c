@@ -15,8 +15,10 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "curlev.h"
 #include "db.h"
@@ -45,7 +47,7 @@ struct email {
 	size_t max_attachment;
 	long poll_ms;
 	struct email_smtp_conf smtp_conf;
-	char *smtp_server, *smtp_user, *smtp_password;
+	char *smtp_server, *smtp_user, *smtp_password, *smtp_ca_file;
 	int workers;
 	struct email_smtp *smtp;
 	struct email_poll *poll;    /* the round in progress, or NULL */
@@ -62,6 +64,9 @@ static const struct conf_key email_keys[] = {
 	  "The SMTP AUTH password." },
 	{ NULL, "starttls", CONF_ENUM, "required", 0, 0, "required|enabled|disabled", 0,
 	  "required: give up on a server without STARTTLS; enabled: use it when offered; disabled: never." },
+	{ NULL, "smtp_ca_file", CONF_STRING, "", 0, 0, NULL, 0,
+	  "PEM file of the CAs the SMTP server's certificate must chain to; empty: the system's CAs. "
+	  "The certificate is always checked, and must name the host of smtp_server." },
 	{ NULL, "from", CONF_STRING, "", 0, 0, NULL, CONF_REQUIRED,
 	  "The office's address in From and in the envelope; its domain ends our Message-IDs." },
 	{ NULL, "reply_to", CONF_STRING, "", 0, 0, NULL, 0,
@@ -124,9 +129,14 @@ email_create(struct channel *ch, const struct conf_section *sec, char **cause)
 	struct email *em;
 	const char *from = conf_channel_str(sec, "from"), *at = strrchr(from, '@');
 	const char *imap = conf_channel_str(sec, "imap_url");
+	const char *ca_file = conf_channel_str(sec, "smtp_ca_file");
 
 	if (at == NULL || at == from || at[1] == '\0' || strpbrk(from, " <>\t") != NULL) {
 		xasprintf(cause, "from must be a bare address such as lkpm@dpmptsp.example.go.id");
+		return -1;
+	}
+	if (*ca_file != '\0' && access(ca_file, R_OK) != 0) {
+		xasprintf(cause, "smtp_ca_file %s cannot be read: %s", ca_file, strerror(errno));
 		return -1;
 	}
 	em = xcalloc(1, sizeof *em);
@@ -146,8 +156,10 @@ email_create(struct channel *ch, const struct conf_section *sec, char **cause)
 	em->smtp_server = xstrdup(conf_channel_str(sec, "smtp_server"));
 	em->smtp_user = xstrdup(conf_channel_str(sec, "smtp_user"));
 	em->smtp_password = xstrdup(conf_channel_str(sec, "smtp_password"));
+	em->smtp_ca_file = xstrdup(conf_channel_str(sec, "smtp_ca_file"));
 	em->smtp_conf = (struct email_smtp_conf){ em->smtp_server, em->smtp_user, em->smtp_password, em->domain,
-		(enum email_starttls)conf_channel_int(sec, "starttls"), (long)conf_channel_int(sec, "smtp_timeout") };
+		(enum email_starttls)conf_channel_int(sec, "starttls"), em->smtp_ca_file,
+		(long)conf_channel_int(sec, "smtp_timeout") };
 	em->workers = (int)conf_channel_int(sec, "workers");
 	ch->priv = em;
 	return 0;
@@ -247,6 +259,7 @@ email_destroy(struct channel *ch)
 	free(em->smtp_server);
 	free(em->smtp_user);
 	free(em->smtp_password);
+	free(em->smtp_ca_file);
 	free(em);
 	ch->priv = NULL;
 }

@@ -80,6 +80,7 @@ struct email_smtp_conf {
 	const char *password;
 	const char *helo;     /* the name we give in EHLO */
 	enum email_starttls starttls;
+	const char *ca_file;  /* "" or NULL: the system's CAs */
 	long timeout_ms;      /* each phase of the dialogue */
 };
 
@@ -100,6 +101,8 @@ struct email_job {
 /* Called on the loop thread with each finished job; the callee frees it (email_job_free). */
 typedef void (*email_smtp_cb)(struct email_job *, void *arg);
 
+/* Also loads the CAs that the server's certificate is checked against (-1 with
+ * *cause when they cannot be read). */
 struct email_smtp *email_smtp_create(struct event_base *, const struct email_smtp_conf *, int workers,
     email_smtp_cb, void *arg, char **cause);
 /* Queue a job (now the pool's until it comes back through the callback). */

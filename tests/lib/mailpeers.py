@@ -312,3 +312,90 @@ class PickySmtp:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def make_certs(workdir, name="test"):
+    """A CA and a server certificate for 127.0.0.1 signed by it, made with the
+    openssl command in workdir; returns {"ca": path, "cert": path, "key": path}.
+    The server certificate names 127.0.0.1 both as a DNS name (what libESMTP
+    compares with the host it connected to) and as an IP address."""
+    d = os.path.join(workdir, "certs-" + name)
+    os.makedirs(d, exist_ok=True)
+    p = {k: os.path.join(d, k + ".pem") for k in ("ca", "ca-key", "cert", "key", "csr")}
+    ext = os.path.join(d, "server.ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName = DNS:127.0.0.1, IP:127.0.0.1\n"
+                "basicConstraints = CA:FALSE\nextendedKeyUsage = serverAuth\n")
+    for args in (
+            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", p["ca-key"], "-out", p["ca"],
+             "-days", "2", "-subj", "/CN=linbat test CA %s" % name],
+            ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", p["key"], "-out", p["csr"],
+             "-subj", "/CN=127.0.0.1"],
+            ["x509", "-req", "-in", p["csr"], "-CA", p["ca"], "-CAkey", p["ca-key"], "-CAcreateserial",
+             "-out", p["cert"], "-days", "2", "-extfile", ext]):
+        r = subprocess.run(["openssl"] + args, capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError("openssl %s failed: %s" % (args[0], r.stderr))
+    return p
+
+
+class SecureSmtp:
+    """An in-process aiosmtpd that may offer STARTTLS (with certs from
+    make_certs) and AUTH PLAIN/LOGIN for USER/PASSWORD (only after STARTTLS,
+    aiosmtpd's default, unless tls is None), and records what each session did:
+    self.mails holds one dict per mail taken (tls, user, rcpt, data),
+    self.auths each AUTH attempt (tls, user, ok), self.mail_commands each
+    MAIL FROM (tls: whether the session was encrypted by then)."""
+
+    USER = "linbat-smtp"
+    PASSWORD = "kata-sandi-SMTP-7Q2x"
+
+    def __init__(self, certs=None, auth=True):
+        import ssl
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult
+
+        peer = self
+        self.mails, self.auths, self.mail_commands = [], [], []
+
+        def authenticator(server, session, envelope, mechanism, data):
+            user = data.login.decode()
+            ok = user == peer.USER and data.password.decode() == peer.PASSWORD
+            peer.auths.append({"tls": session.ssl is not None, "user": user, "mechanism": mechanism, "ok": ok})
+            return AuthResult(success=ok, handled=False, auth_data=data)
+
+        class Handler:
+            async def handle_MAIL(self, server, session, envelope, address, mail_options):
+                peer.mail_commands.append({"tls": session.ssl is not None, "from": address})
+                envelope.mail_from = address
+                envelope.mail_options.extend(mail_options)
+                return "250 OK"
+
+            async def handle_DATA(self, server, session, envelope):
+                peer.mails.append({"tls": session.ssl is not None,
+                                   "user": session.auth_data.login.decode() if session.authenticated else None,
+                                   "rcpt": envelope.rcpt_tos[:], "data": envelope.content})
+                return "250 Message accepted for delivery"
+
+        kw = {}
+        if certs is not None:
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(certs["cert"], certs["key"])
+            kw["tls_context"] = ctx
+        if auth:
+            kw.update(authenticator=authenticator, auth_required=True, auth_require_tls=certs is not None)
+        self.port = linbat.free_port()
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, **kw)
+
+    def start(self):
+        self.controller.start()
+        return self
+
+    def stop(self):
+        self.controller.stop()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
