@@ -115,19 +115,21 @@ LEAKER = r"""
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-static volatile sig_atomic_t stop;
-static void on_term(int sig) { (void)sig; stop = 1; }
 int main(void)
 {
 	char *p = malloc(64);
+	sigset_t term;
+	int sig;
+
 	strcpy(p, "lost");
 	p = NULL;
-	signal(SIGTERM, on_term);
+	/* blocked before "ready", so a SIGTERM sent at once waits for sigwait */
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigprocmask(SIG_BLOCK, &term, NULL);
 	puts("ready");
 	fflush(stdout);
-	while (!stop)
-		pause();
+	sigwait(&term, &sig);
 	return 0;
 }
 """
