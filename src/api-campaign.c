@@ -16,6 +16,7 @@
 #include "api-campaign.h"
 #include "api.h"
 #include "server.h"
+#include "template.h"
 #include "util.h"
 
 /* One route: its status on success and its SQL, whose $1 is the {id} (or
@@ -104,6 +105,21 @@ api_campaign_query_json(struct api_call *call)
 	return s;
 }
 
+/* Whether a campaign's JSON has a placeholder that does not exist; if so, answer 400 naming it. */
+static int
+api_campaign_texts_bad(struct api_call *call, const char *body, size_t len)
+{
+	json_t *doc = json_loadb(body, len, 0, NULL);
+	char *cause = NULL;
+	int bad = doc != NULL && template_campaign_check(doc, &cause) != 0;
+
+	if (bad)
+		http_reply_error(call->hr, HTTP_ERR_BAD_REQUEST, cause);
+	free(cause);
+	json_decref(doc);
+	return bad;
+}
+
 /* Every route: find its op by pattern, bind the id, the body and the caller. */
 static void
 api_campaign_route(struct api_call *call)
@@ -125,6 +141,9 @@ api_campaign_route(struct api_call *call)
 	else {
 		body = http_req_body(call->hr, &len);
 		params[1] = body != NULL && len > 0 ? (const char *)body : "{}";
+		/* a new campaign's placeholders are checked before anything is saved */
+		if (strcmp(op->pattern, "/api/v1/campaigns") == 0 && api_campaign_texts_bad(call, params[1], len))
+			return;
 	}
 	params[2] = call->operator_str;
 	api_json_query(call, op->status, op->sql, 3, params);

@@ -10,7 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "ctl.h"
+#include "template.h"
 #include "util.h"
 
 static const char ctl_campaign_usage[] =
@@ -67,13 +70,23 @@ static int
 ctl_campaign_create(struct ctl *ctl, int argc, char **argv)
 {
 	const char *params[1];
-	char *json;
+	char *json, *cause = NULL;
+	json_t *doc;
 	PGresult *res;
 
 	if (argc != 2)
 		return ctl_usage_error(ctl, ctl_campaign_usage);
 	if ((json = ctl_campaign_slurp(argv[1])) == NULL)
 		return 1;
+	/* a placeholder that does not exist is refused by name, before anything is saved */
+	if ((doc = json_loads(json, 0, NULL)) != NULL && template_campaign_check(doc, &cause) != 0) {
+		fprintf(stderr, "linbatctl: %s: %s\n", argv[1], cause);
+		free(cause);
+		json_decref(doc);
+		free(json);
+		return 1;
+	}
+	json_decref(doc);
 	params[0] = json;
 	res = ctl_campaign_exec(ctl, "select c ->> 'id', c ->> 'name' from linbat.campaign_create($1::jsonb, null) c",
 	    1, params);
