@@ -130,6 +130,8 @@ $$;
 -- reminders ran for minutes. The unique key serves campaign_id lookups too.
 drop index linbat.reminder_campaign_period;
 
+alter function linbat.campaign_preview(bigint, date, integer) set enable_nestloop = off;
+
 -- Reminder messages skip the per-row triggers the planner does for the set.
 drop trigger message_email_meta on linbat.message;
 create trigger message_email_meta before insert on linbat.message
@@ -150,13 +152,16 @@ create trigger message_outbox_insert after insert on linbat.message
 --
 -- jit is off: the row estimates of the unnests make the plan look costly
 -- enough for JIT, whose compilation took seconds, far longer than the work.
--- work_mem is raised so that choosing the channels (a sort of every
--- investor's identities) stays in memory.
+-- work_mem is raised so that the hashes stay in memory, and nested loops
+-- are off: the row estimates of the unnests and CTEs are far too low (1,000
+-- investors for 100,000), and a nested loop over the channel choice made
+-- planning quadratic. Hash joins cost the same for a few rows.
 create or replace function linbat.plan_reminders(p_now timestamptz default now())
 returns integer
 language plpgsql
 set jit = off
 set work_mem = '64MB'
+set enable_nestloop = off
 as $$
 declare
 	v_mseq regclass := pg_get_serial_sequence('linbat.message', 'id')::regclass;
@@ -174,8 +179,8 @@ begin
 		select c.*, nextval(v_mseq) as message_id, coalesce(cv.id, nextval(v_cseq)) as conversation_id,
 			cv.id is null as new_conversation
 		from linbat.reminder_candidates(p_now, null) c
-		left join lateral (select x.id from linbat.conversation x
-			where x.investor_id = c.investor_id order by x.id desc limit 1) cv on true
+		left join lateral (select max(x.id) as id from linbat.conversation x
+			where x.investor_id = c.investor_id) cv on true
 		where not c.planned
 	), conv as (
 		insert into linbat.conversation (id, investor_id, status, resolved_at, queued_since)
