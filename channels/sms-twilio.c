@@ -15,9 +15,13 @@
  * An MMS names its media (NumMedia, MediaUrlN, MediaContentTypeN): stored
  * with the message as meta.media, they become pending attachments (see
  * migrations/0015) that this adapter fetches with Basic auth, at most
- * media_max bytes, through media.c like WhatsApp's. Only URLs on api_base's
- * own scheme, host and port are fetched, redirects included: the account's
- * credentials never go anywhere else, whatever a webhook names.
+ * media_max bytes, through media.c like WhatsApp's. A media URL is fetched
+ * only if it is on api_base's own scheme, host and port, whatever a webhook
+ * names. Twilio answers it with a redirect to its CDN on another host: up to
+ * SMS_TWILIO_MEDIA_HOPS redirects are followed, by hand, to any host with
+ * api_base's scheme (https in production), and the account's credentials go
+ * only to api_base's origin, never with a request anywhere else. A redirect
+ * to another scheme (file:, ftp:, https to http, ...) is refused.
  */
 #include "config.h"
 
@@ -40,7 +44,7 @@
 
 /* The largest answer to a send we read (a message resource is about 1 KiB). */
 #define SMS_TWILIO_ANSWER_MAX (64 * 1024)
-/* The most media of one message (Twilio's limit) and redirects followed (on api_base's host). */
+/* The most media of one message (Twilio's limit) and redirects followed (to api_base's scheme only). */
 #define SMS_TWILIO_MEDIA_N 10
 #define SMS_TWILIO_MEDIA_HOPS 3
 /* What an account SID may hold: it becomes a path segment of the API's URL. */
@@ -133,8 +137,9 @@ static const struct conf_key sms_twilio_keys[] = {
 	{ NULL, "rate", CONF_INT, "10", 0, 100000, NULL, 0,
 	  "Most messages sent per second (Twilio queues what a number cannot send at once)." },
 	{ NULL, "media_max", CONF_SIZE, "5M", 1, 100LL * 1024 * 1024, NULL, 0,
-	  "The largest inbound MMS media fetched; a larger one is recorded as failed. Media is "
-	  "fetched only from api_base's host." },
+	  "The largest inbound MMS media fetched; a larger one is recorded as failed. A media URL is "
+	  "fetched only from api_base's host; its redirects are followed to api_base's scheme only, "
+	  "without credentials." },
 };
 
 /* qsort order of parameters: by name, then value (Twilio's). */
@@ -581,7 +586,7 @@ sms_twilio_media_fail(struct sms_twilio_op *op, int temporary, const char *fmt, 
 
 static void sms_twilio_media_get(struct sms_twilio_op *, const char *url);
 
-/* A fetch came back: the bytes, a redirect on api_base's host, or why not. */
+/* A fetch came back: the bytes, a redirect to follow, or why not. */
 static void
 sms_twilio_media_fetched(CURL *easy, CURLcode rc, long status, const char *body, size_t len, void *arg)
 {
@@ -623,17 +628,37 @@ sms_twilio_media_fetched(CURL *easy, CURLcode rc, long status, const char *body,
 	media_store(tw->ch->env->db, op->attachment_id, op->mime_type, body, len, sms_twilio_media_recorded, op);
 }
 
-/* GET url with Basic auth, if it is on api_base's host; never anywhere else. */
+/* The length of "scheme://" that starts an origin. */
+static size_t
+sms_twilio_scheme_len(const char *origin)
+{
+	return strstr(origin, "://") - origin + 3;
+}
+
+/*
+ * GET url: the media URL itself (no hop yet) only on api_base's origin;
+ * a redirect's target on any origin of api_base's scheme. Basic auth goes
+ * only to api_base's origin, never anywhere else.
+ */
 static void
 sms_twilio_media_get(struct sms_twilio_op *op, const char *url)
 {
 	struct sms_twilio *tw = op->tw;
 	char *origin = sms_twilio_origin(url);
+	size_t n = sms_twilio_scheme_len(tw->origin);
+	int home;
 	CURL *easy;
 
-	if (origin == NULL || strcmp(origin, tw->origin) != 0) {
+	home = origin != NULL && strcmp(origin, tw->origin) == 0;
+	if (op->hops == 0 && !home) {
 		sms_twilio_media_fail(op, 0, "The media URL is not on api_base's host (%s), so it is not fetched: %s",
 		    tw->origin, origin != NULL ? origin : "not an http(s) URL");
+		free(origin);
+		return;
+	}
+	if (origin == NULL || strncmp(origin, tw->origin, n) != 0) {
+		sms_twilio_media_fail(op, 0, "The media URL redirects to another scheme than api_base's (%.*s), "
+		    "so it is not followed.", (int)(n - 3), tw->origin);
 		free(origin);
 		return;
 	}
@@ -646,10 +671,13 @@ sms_twilio_media_get(struct sms_twilio_op *op, const char *url)
 	curl_easy_setopt(easy, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
 	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(easy, CURLOPT_UNRESTRICTED_AUTH, 0L);
 	curl_easy_setopt(easy, CURLOPT_USERAGENT, "linbat");
-	curl_easy_setopt(easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-	curl_easy_setopt(easy, CURLOPT_USERNAME, tw->account_sid);
-	curl_easy_setopt(easy, CURLOPT_PASSWORD, tw->auth_token);
+	if (home) {
+		curl_easy_setopt(easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		curl_easy_setopt(easy, CURLOPT_USERNAME, tw->account_sid);
+		curl_easy_setopt(easy, CURLOPT_PASSWORD, tw->auth_token);
+	}
 	curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)tw->media_max);
 	curlev_start(tw->ch->env->curl, easy, NULL, tw->media_max, sms_twilio_media_fetched, op);
 }

@@ -284,8 +284,10 @@ class TwilioApi(http.server.BaseHTTPRequestHandler):
     """POST /2010-04-01/Accounts/{Sid}/Messages.json as Twilio answers it: 201 and
     the message resource, or 401 with Twilio's error shape. GET of MMS media
     (TW_MEDIA + name) with Basic auth: the bytes, a redirect (name "to-X":
-    to X on this host; "away": to the server in self.server.away), or one
-    byte more than media_max ("big")."""
+    to X on this host; "away-X": to /cdn/X on the CDN in self.server.away;
+    "scheme-S": to /cdn/ME1 on that CDN's host and port with scheme S, or
+    "scheme-file": to file:///etc/passwd), or
+    one byte more than media_max ("big")."""
 
     def do_GET(self):
         self.server.gets.append((self.path, self.headers.get("Authorization")))
@@ -296,8 +298,12 @@ class TwilioApi(http.server.BaseHTTPRequestHandler):
         name = self.path[len(TW_MEDIA):] if self.path.startswith(TW_MEDIA) else None
         if name is not None and name.startswith("to-"):
             self.redirect(TW_MEDIA + name[3:])
-        elif name == "away":
-            self.redirect(self.server.away + TW_MEDIA + "ME1")
+        elif name is not None and name.startswith("away-"):
+            self.redirect(self.server.away + "/cdn/" + name[5:])
+        elif name is not None and name.startswith("scheme-"):
+            scheme = name[7:]
+            self.redirect("file:///etc/passwd" if scheme == "file" else
+                          scheme + self.server.away[len("http"):] + "/cdn/ME1")
         elif name in ("ME1", "ME2", "big"):
             body, ctype = {"ME1": (TW_PHOTO, "image/jpeg"), "ME2": (TW_PDF, "application/pdf"),
                            "big": (b"x" * (TW_MEDIA_MAX + 1), "image/png")}[name]
@@ -342,6 +348,32 @@ class TwilioApi(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class TwilioCdn(http.server.BaseHTTPRequestHandler):
+    """Where Twilio's media URLs redirect to: another origin that wants no
+    credentials. GET /cdn/ME1 is the photo, /cdn/to-X redirects to /cdn/X,
+    /cdn/loop redirects to itself; every GET is recorded with its
+    Authorization header."""
+
+    def do_GET(self):
+        self.server.gets.append((self.path, self.headers.get("Authorization")))
+        if self.path.startswith("/cdn/to-"):
+            TwilioApi.redirect(self, "/cdn/" + self.path[len("/cdn/to-"):])
+        elif self.path == "/cdn/loop":
+            TwilioApi.redirect(self, "/cdn/loop")
+        elif self.path in ("/cdn/ME1", "/cdn/ME2"):
+            body, ctype = (TW_PHOTO, "image/jpeg") if self.path == "/cdn/ME1" else (TW_PDF, "application/pdf")
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        else:
+            TwilioApi.answer(self, 404, {"code": 20404, "message": "not found", "status": 404})
+
+    def log_message(self, *args):
+        pass
+
+
 def serve(handler):
     """An http.server on a free loopback port, in a thread, recording GETs in .gets."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -353,8 +385,8 @@ def serve(handler):
 @pytest.fixture
 def tw(start_linbatd, db):
     api = serve(TwilioApi)
-    # Another host as far as api_base is concerned (another port): linbatd must never ask it.
-    api.other = serve(TwilioApi)
+    # Another origin than api_base's (another port): the CDN media redirects to. Credentials never go there.
+    api.other = serve(TwilioCdn)
     api.away = "http://127.0.0.1:%d" % api.other.server_address[1]
     d = start_linbatd(extra={"dispatch": DISPATCH, "channel tw1": {
         "type": "sms-twilio", "api_base": "http://127.0.0.1:%d" % api.server_address[1], "account_sid": TW_SID,
@@ -438,14 +470,14 @@ def test_twilio_send_and_status_callbacks(tw):
 
 def test_twilio_mms_media_is_fetched_with_basic_auth_from_api_base_only(tw):
     """NumMedia/MediaUrlN/MediaContentTypeN: each media is fetched with the
-    account's Basic auth and stored with its SHA-256 and type; a redirect is
-    followed on api_base's host only; a URL or redirect to any other host is
-    never requested (the credentials would go with it) and a media over
+    account's Basic auth and stored with its SHA-256 and type; a redirect on
+    api_base's host is followed; a media URL in the webhook on any other host
+    is never requested (the credentials would go with it) and a media over
     media_max is not stored: both are recorded as failed, the message stays."""
     d, api, database = tw
     base = "http://127.0.0.1:%d" % api.server_address[1]
     media = [(base + TW_MEDIA + "ME1", "image/jpeg"), (base + TW_MEDIA + "to-ME2", "application/pdf"),
-             (api.away + TW_MEDIA + "ME1", "image/jpeg"), (base + TW_MEDIA + "away", "image/jpeg"),
+             (api.away + TW_MEDIA + "ME1", "image/jpeg"), (api.away + "/cdn/ME1", "image/jpeg"),
              (base + TW_MEDIA + "big", "image/png")]
     params = [(k, v) for k, v in tw_inbound(sid="MM" + "b" * 32, body="Foto papan nama") if k != "NumMedia"]
     params.append(("NumMedia", str(len(media))))
@@ -469,7 +501,49 @@ def test_twilio_mms_media_is_fetched_with_basic_auth_from_api_base_only(tw):
     assert rows[media[4][0]][0] == "failed" and "media_max" in rows[media[4][0]][5], rows[media[4][0]]
     assert api.other.gets == [], "a host other than api_base's was asked for media"
     basic = "Basic " + base64.b64encode(("%s:%s" % (TW_SID, TW_TOKEN)).encode()).decode()
-    assert sorted(p for p, _ in api.gets) == sorted(TW_MEDIA + n for n in ("ME1", "to-ME2", "ME2", "away", "big"))
+    assert sorted(p for p, _ in api.gets) == sorted(TW_MEDIA + n for n in ("ME1", "to-ME2", "ME2", "big"))
+    assert {a for _, a in api.gets} == {basic}
+    with open(d.log_path, errors="replace") as f:
+        assert TW_TOKEN not in f.read()
+
+
+def test_twilio_mms_media_redirect_to_cdn_is_followed_without_credentials(tw):
+    """Twilio answers a media URL with a redirect to its CDN on another host:
+    up to 3 redirects are followed to another origin of api_base's scheme,
+    without the account's credentials, and the bytes are stored with their
+    SHA-256 and type. A redirect to another scheme (file:, ftp:, https: when
+    api_base is http:) or one redirect too many is refused and recorded as
+    failed; the message stays."""
+    d, api, database = tw
+    base = "http://127.0.0.1:%d" % api.server_address[1]
+    media = [(base + TW_MEDIA + "away-ME1", "image/jpeg"), (base + TW_MEDIA + "away-to-ME2", ""),
+             (base + TW_MEDIA + "scheme-file", "image/jpeg"), (base + TW_MEDIA + "scheme-ftp", "image/jpeg"),
+             (base + TW_MEDIA + "scheme-https", "image/jpeg"), (base + TW_MEDIA + "away-loop", "image/jpeg")]
+    params = [(k, v) for k, v in tw_inbound(sid="MM" + "b" * 32, body="Foto dari CDN") if k != "NumMedia"]
+    params.append(("NumMedia", str(len(media))))
+    for i, (url, ctype) in enumerate(media):
+        params += [("MediaUrl%d" % i, url)] + ([("MediaContentType%d" % i, ctype)] if ctype else [])
+    r = tw_post(d, params)
+    assert r.status == 200, r
+    (mid, body) = database.one("select id, body from linbat.message where direction = 'in'")
+    assert body == "Foto dari CDN"
+    assert linbat.wait_for(lambda: database.one(
+        "select count(*) from linbat.attachment where message_id = %s and status <> 'pending'", (mid,))[0] == 6,
+        30, interval=0.1), database.q("select provider_media_id, status, error from linbat.attachment")
+    rows = {url: [bytes(v) if isinstance(v, memoryview) else v for v in rest] for url, *rest in database.q(
+        "select provider_media_id, status, mime_type, size, sha256, data, error from linbat.attachment "
+        "where message_id = %s", (mid,))}
+    for url, data, mime in ((media[0][0], TW_PHOTO, "image/jpeg"), (media[1][0], TW_PDF, "application/pdf")):
+        assert rows[url][:5] == ["stored", mime, len(data), hashlib.sha256(data).hexdigest(), data], (url, rows[url])
+    for i in (2, 3, 4):
+        status, error = rows[media[i][0]][0], rows[media[i][0]][5]
+        assert status == "failed" and "scheme" in error, (i, status, error)
+    status, error = rows[media[5][0]][0], rows[media[5][0]][5]
+    assert status == "failed" and "more than 3" in error, (status, error)
+    # The CDN saw the followed redirects only, and never the account's credentials.
+    assert sorted(p for p, _ in api.other.gets) == sorted(["/cdn/ME1", "/cdn/to-ME2", "/cdn/ME2"] + ["/cdn/loop"] * 3)
+    assert [a for _, a in api.other.gets if a is not None] == [], "credentials went to the CDN"
+    basic = "Basic " + base64.b64encode(("%s:%s" % (TW_SID, TW_TOKEN)).encode()).decode()
     assert {a for _, a in api.gets} == {basic}
     with open(d.log_path, errors="replace") as f:
         assert TW_TOKEN not in f.read()
