@@ -239,9 +239,10 @@ def post_large(host, port, path, size, timeout=10):
 
 
 def wait_for(predicate, timeout, interval=0.05):
-    """Poll predicate until it returns a true value or timeout seconds pass;
+    """Poll predicate until it returns a true value or timeout seconds pass
+    (VALGRIND_SLOWER times as long when every linbatd runs under valgrind);
     return that value, or the last false one."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + timeout * (VALGRIND_SLOWER if VALGRIND else 1)
     while True:
         value = predicate()
         if value or time.monotonic() >= deadline:
