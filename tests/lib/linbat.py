@@ -90,9 +90,10 @@ def marker_allow(node):
     return [a for m in node.iter_markers("log_allow") for a in m.args]
 
 
-def pg_sh(func, *args):
+def pg_sh(func, *args, timeout=60):
     """Call a function of tests/lib/pg.sh and return what it printed."""
-    r = run(["sh", "-c", '. "$0" && "$@"', PG_SH, func] + [str(a) for a in args], timeout=60)
+    r = run(["sh", "-c", '. "$0" && "$@"', PG_SH, func] + [str(a) for a in args],
+            timeout=timeout)
     if r.returncode != 0:
         raise RuntimeError("pg.sh %s %s failed:\n%s" % (func, " ".join(map(str, args)), r.stderr))
     return r.stdout.strip()
@@ -141,7 +142,7 @@ class Postgres:
     def destroy(self):
         """Stop the server and remove its directory."""
         if self.dir is not None:
-            pg_sh("pg_destroy", self.dir)
+            pg_sh("pg_destroy", self.dir, timeout=180)
             self.dir = None
 
     @property

@@ -99,9 +99,21 @@ pg_stop() {
 # a loaded machine after a suite's many databases) is skipped: immediate.
 pg_destroy() {
 	[ -n "$1" ] && [ -d "$1" ] || return 0
-	! pg_running "$1" || pg_run "$1" "$LINBAT_TEST_PGBIN/pg_ctl" -D "$1/data" -m immediate -w -t 30 \
-		stop >/dev/null 2>&1
+	if pg_running "$1"; then
+		pg_run "$1" "$LINBAT_TEST_PGBIN/pg_ctl" -D "$1/data" -m immediate -w -t 20 \
+			stop >/dev/null 2>&1 || pg_kill "$1"
+	fi
 	rm -rf "$1"
+}
+
+# Kill the server of DIR and its processes outright: the last resort when an
+# immediate shutdown has not finished in time (seen on a machine at load 15).
+pg_kill() {
+	pg_kill_pid=$(head -n 1 "$1/data/postmaster.pid" 2>/dev/null) || return 0
+	[ -n "$pg_kill_pid" ] || return 0
+	pkill -KILL -P "$pg_kill_pid" 2>/dev/null
+	kill -KILL "$pg_kill_pid" 2>/dev/null
+	return 0
 }
 
 # Export the variables the tests read to reach the cluster of DIR on PORT.
