@@ -79,6 +79,18 @@ export async function inbound(from, name, text) {
   return body.id;
 }
 
+// An inbound WhatsApp image: the bytes registered with wa-emu, which linbatd then fetches.
+export async function inboundImage(from, name, png, caption) {
+  let r = await fetch(EMU + '/_emu/media', { method: 'POST', headers: { 'Content-Type': 'image/png' }, body: png });
+  const media = await r.json();
+  if (r.status !== 200) throw new Error('media registration failed: ' + JSON.stringify(media));
+  r = await fetch(EMU + '/_emu/inbound', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ from, name, media_id: media.id, caption, filename: 'ktp.png' }) });
+  const body = await r.json();
+  if (r.status !== 200 || body.webhook_status !== 200) throw new Error('inbound image failed: ' + JSON.stringify(body));
+  return body.id;
+}
+
 // An API call with the page's own session (cookie and CSRF token).
 export async function pageApi(p, method, url, body) {
   return p.evaluate(async ([m, u, b]) => {

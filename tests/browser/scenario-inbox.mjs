@@ -3,7 +3,10 @@
 // the delivered mark; a second investor writes while she is full, so the
 // conversation waits in the queue, which Budi (logged in beside her) sees
 // live; Ani resolves, the queue moves to her, and Budi sees it leave.
-import { browser, page, step, login, inbound, noProblems, main } from './lib.mjs';
+import { browser, page, step, login, inbound, inboundImage, noProblems, main } from './lib.mjs';
+
+// A 2x2 PNG, red.
+const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAEElEQVR4nGP4z8AARAwQCgAf7gP9i18U1AAAAABJRU5ErkJggg==', 'base64');
 
 await main(async () => {
   const ani = await page(await browser());
@@ -40,6 +43,18 @@ await main(async () => {
     // read beats delivered: either shows that the message was delivered
     await ani.locator('.msg.out[data-status="delivered"], .msg.out[data-status="read"]', { hasText: 'batasnya tanggal 15' }).waitFor();
     await out.locator('.mark-text', { hasText: /^(Sampai|Dibaca)$/ }).waitFor();
+  });
+
+  await step('an image arrives and is previewed', [ani], async () => {
+    await inboundImage('6281300000001', 'Sari', PNG, 'Foto KTP saya');
+    const att = ani.locator('.msg.in .att').filter({ has: ani.locator('img') });
+    await att.waitFor();
+    await ani.waitForFunction(() => {
+      const img = document.querySelector('.msg.in .att img');
+      return img && img.complete && img.naturalWidth === 2;
+    });
+    const href = await att.locator('a[download]').getAttribute('href');
+    if (!/^\/api\/v1\/media\/\d+$/.test(href)) throw new Error('download link: ' + href);
   });
 
   await step('ani marks a period filed', [ani], async () => {
