@@ -49,20 +49,14 @@ ctl_campaign_id_ok(const char *s)
 static char *
 ctl_campaign_slurp(const char *path)
 {
-	FILE *f = fopen(path, "rb");
-	struct buf b;
-	char chunk[8192];
-	size_t n;
+	char *data, *cause = NULL;
+	size_t len;
 
-	if (f == NULL) {
-		fprintf(stderr, "linbatctl: cannot open %s\n", path);
-		return NULL;
+	if ((data = util_read_file(path, &len, &cause)) == NULL) {
+		fprintf(stderr, "linbatctl: %s\n", cause);
+		free(cause);
 	}
-	buf_init(&b);
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		buf_add(&b, chunk, n);
-	fclose(f);
-	return buf_take(&b);
+	return data;
 }
 
 /* linbatctl campaign create FILE.json */

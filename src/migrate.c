@@ -27,27 +27,6 @@ static const char migrate_bootstrap_sql[] =
     " checksum text not null,"
     " applied_at timestamptz not null default now())";
 
-/* Read a whole file; NULL with *cause on error. */
-static char *
-migrate_read(const char *path, size_t *len, char **cause)
-{
-	FILE *f = fopen(path, "rb");
-	struct buf b;
-	char chunk[8192];
-	size_t n;
-
-	if (f == NULL) {
-		xasprintf(cause, "Cannot read %s: %s.", path, strerror(errno));
-		return NULL;
-	}
-	buf_init(&b);
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		buf_add(&b, chunk, n);
-	fclose(f);
-	*len = b.len;
-	return buf_take(&b);
-}
-
 /* Hex SHA-256 of data (caller frees). */
 static char *
 migrate_sha256(const char *data, size_t len)
@@ -101,7 +80,7 @@ migrate_scan(const char *dir, struct migration_set *set, char **cause)
 		m->version = xstrndup(de->d_name, 4);
 		xasprintf(&m->path, "%s/%s", dir, de->d_name);
 		m->checksum = NULL;
-		if ((data = migrate_read(m->path, &len, cause)) == NULL) {
+		if ((data = util_read_file(m->path, &len, cause)) == NULL) {
 			closedir(d);
 			migrate_free(set);
 			return -1;
@@ -199,7 +178,7 @@ migrate_one(PGconn *conn, const struct migration *m, char **cause)
 	size_t len;
 	int rc;
 
-	if ((sql = migrate_read(m->path, &len, cause)) == NULL)
+	if ((sql = util_read_file(m->path, &len, cause)) == NULL)
 		return -1;
 	xasprintf(&what, "Migration %s", m->name);
 	rc = migrate_exec(conn, "begin", what, cause);

@@ -166,6 +166,26 @@ buf_take(struct buf *b)
 	return p;
 }
 
+char *
+util_read_file(const char *path, size_t *len, char **cause)
+{
+	FILE *f = fopen(path, "rb");
+	struct buf b;
+	char chunk[8192];
+	size_t n;
+
+	if (f == NULL) {
+		xasprintf(cause, "Cannot read %s: %s.", path, strerror(errno));
+		return NULL;
+	}
+	buf_init(&b);
+	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		buf_add(&b, chunk, n);
+	fclose(f);
+	*len = b.len;
+	return buf_take(&b);
+}
+
 uint64_t
 util_mono_us(void)
 {

@@ -36,6 +36,10 @@ void buf_addf(struct buf *, const char *, ...) __attribute__((format(printf, 2, 
 /* Take the data (caller frees); the buffer is left empty. */
 char *buf_take(struct buf *);
 
+/* Read a whole file, NUL-terminated, its length in *len (caller frees);
+ * NULL with *cause ("Cannot read PATH: REASON.") on error. */
+char *util_read_file(const char *path, size_t *len, char **cause);
+
 /* Monotonic and wall-clock time. */
 uint64_t util_mono_ms(void);
 uint64_t util_mono_us(void);
