@@ -13,8 +13,6 @@
  */
 #include "config.h"
 
-#include <sys/queue.h>
-
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -23,6 +21,7 @@
 #include <strings.h>
 
 #include "curlev.h"
+#include "inflight.h"
 #include "log.h"
 #include "phone.h"
 #include "sms.h"
@@ -32,13 +31,6 @@
 #define SMS_KANNEL_ANSWER_MAX (16 * 1024)
 /* Most addresses on allow_ip. */
 #define SMS_KANNEL_ALLOW_MAX 16
-
-/* A send in flight; msg is the core's until the upcall. */
-struct sms_kannel_op {
-	struct sms_kannel *k; /* NULL once let go of */
-	const struct channel_msg *msg;
-	TAILQ_ENTRY(sms_kannel_op) entry;
-};
 
 /* An address of allow_ip, binary. */
 struct sms_kannel_addr {
@@ -56,8 +48,7 @@ struct sms_kannel {
 	char *dlr_base; /* {public_url}/webhooks/NAME/dlr?secret=... */
 	struct sms_kannel_addr allow[SMS_KANNEL_ALLOW_MAX];
 	size_t nallow;
-	int stopping, stopped;
-	TAILQ_HEAD(, sms_kannel_op) ops;
+	struct inflight fl; /* sends */
 };
 
 /* What a DLR type means: the status it records, or NULL to only acknowledge it. */
@@ -189,6 +180,8 @@ sms_kannel_free(struct sms_kannel *k)
 	free(k);
 }
 
+static void sms_kannel_answer(struct channel *, const struct channel_msg *, CURL *, long, const char *, size_t);
+
 /* Check the config and keep a copy of it; no I/O. */
 static int
 sms_kannel_create(struct channel *ch, const struct conf_section *sec, char **cause)
@@ -197,7 +190,7 @@ sms_kannel_create(struct channel *ch, const struct conf_section *sec, char **cau
 	const char *url = conf_channel_str(sec, "sendsms_url");
 
 	k->ch = ch;
-	TAILQ_INIT(&k->ops);
+	inflight_init(&k->fl, ch, "sms-kannel", "Kannel", "smsbox", sms_kannel_answer, NULL);
 	if (sms_kannel_allow(k, conf_channel_str(sec, "allow_ip"), cause) != 0) {
 		free(k);
 		return -1;
@@ -226,35 +219,9 @@ sms_kannel_start(struct channel *ch, char **cause)
 	free(k->dlr_base);
 	xasprintf(&k->dlr_base, "%s/webhooks/%s/dlr?secret=%s", ch->env->public_url, ch->name, secret);
 	curl_free(secret);
-	k->stopping = k->stopped = 0;
+	inflight_start(&k->fl);
 	log_info("sms-kannel", "Kannel channel started. channel=%s allow_ip_count=%zu", ch->name, k->nallow);
 	return 0;
-}
-
-/* Tell the core the instance stopped, once, when no send is in flight. */
-static void
-sms_kannel_check_stopped(struct sms_kannel *k)
-{
-	if (!k->stopping || k->stopped || !TAILQ_EMPTY(&k->ops))
-		return;
-	k->stopped = 1;
-	log_info("sms-kannel", "Kannel channel stopped. channel=%s", k->ch->name);
-	channel_stopped(k->ch);
-}
-
-/* Let go of every send in flight; with upcall, fail each as temporary first. */
-static void
-sms_kannel_detach(struct sms_kannel *k, int upcall)
-{
-	struct sms_kannel_op *op;
-
-	while ((op = TAILQ_FIRST(&k->ops)) != NULL) {
-		TAILQ_REMOVE(&k->ops, op, entry);
-		op->k = NULL;
-		if (upcall)
-			channel_failed(k->ch, op->msg, CHANNEL_FAIL_TEMPORARY, "stopped",
-			    "The Kannel channel stopped before smsbox answered.", 0);
-	}
 }
 
 /* Take no new work; with drain, let the sends in flight finish. */
@@ -263,10 +230,7 @@ sms_kannel_stop(struct channel *ch, int drain)
 {
 	struct sms_kannel *k = ch->priv;
 
-	k->stopping = 1;
-	if (!drain)
-		sms_kannel_detach(k, 1);
-	sms_kannel_check_stopped(k);
+	inflight_stop(&k->fl, drain);
 }
 
 /* Free the instance; sends in flight are dropped when their callbacks come. */
@@ -277,15 +241,17 @@ sms_kannel_destroy(struct channel *ch)
 
 	if (k == NULL)
 		return;
-	sms_kannel_detach(k, 0);
+	inflight_destroy(&k->fl);
 	sms_kannel_free(k);
 	ch->priv = NULL;
 }
 
 /* Turn smsbox's answer into the one upcall: 2xx "0:"/"3:" sent, 503 and 5xx temporary, 4xx permanent. */
 static void
-sms_kannel_answer(struct sms_kannel *k, const struct channel_msg *msg, long status, const char *body)
+sms_kannel_answer(struct channel *ch, const struct channel_msg *msg, CURL *easy, long status, const char *body,
+    size_t len)
 {
+	struct sms_kannel *k = ch->priv;
 	char code[32], idbuf[32];
 	enum channel_fail kind;
 
@@ -300,31 +266,6 @@ sms_kannel_answer(struct sms_kannel *k, const struct channel_msg *msg, long stat
 	log_info("sms-kannel", "smsbox refused a message. channel=%s id=%lld status=%ld kind=%s answer=\"%.80s\"",
 	    k->ch->name, msg->id, status, channel_fail_name(kind), body);
 	channel_failed(k->ch, msg, kind, code, body[0] != '\0' ? body : "smsbox refused the message.", 0);
-}
-
-/* curlev callback of a send. */
-static void
-sms_kannel_send_done(CURL *easy, CURLcode rc, long status, const char *body, size_t len, void *arg)
-{
-	struct sms_kannel_op *op = arg;
-	struct sms_kannel *k = op->k;
-	char code[32];
-
-	(void)easy;
-	(void)len;
-	if (k != NULL) {
-		TAILQ_REMOVE(&k->ops, op, entry);
-		if (rc != CURLE_OK) {
-			snprintf(code, sizeof code, "curl-%d", (int)rc);
-			log_info("sms-kannel", "A message could not reach smsbox. channel=%s id=%lld error=\"%s\"",
-			    k->ch->name, op->msg->id, curl_easy_strerror(rc));
-			channel_failed(k->ch, op->msg, CHANNEL_FAIL_TEMPORARY, code, curl_easy_strerror(rc), 0);
-		} else
-			sms_kannel_answer(k, op->msg, status, body);
-	}
-	free(op);
-	if (k != NULL)
-		sms_kannel_check_stopped(k);
 }
 
 /* Append &name=escaped(value) to a URL being built. */
@@ -368,14 +309,11 @@ static void
 sms_kannel_send(struct channel *ch, const struct channel_msg *msg)
 {
 	struct sms_kannel *k = ch->priv;
-	struct sms_kannel_op *op;
 	char to[PHONE_E164_MAX], *cause = NULL, *url;
 	CURL *easy;
 
-	if (k->stopping) {
-		channel_failed(ch, msg, CHANNEL_FAIL_TEMPORARY, "stopping", "The Kannel channel is stopping.", 0);
+	if (inflight_refuse(&k->fl, msg))
 		return;
-	}
 	if (phone_normalise(msg->to, to, sizeof to, &cause) != 0) {
 		log_info("sms-kannel", "A message has no valid number. channel=%s id=%lld reason=\"%s\"",
 		    ch->name, msg->id, cause);
@@ -388,11 +326,7 @@ sms_kannel_send(struct channel *ch, const struct channel_msg *msg)
 	curl_easy_setopt(easy, CURLOPT_URL, url);
 	curl_easy_setopt(easy, CURLOPT_USERAGENT, "linbat");
 	free(url);
-	op = xcalloc(1, sizeof *op);
-	op->k = k;
-	op->msg = msg;
-	TAILQ_INSERT_TAIL(&k->ops, op, entry);
-	curlev_start(ch->env->curl, easy, NULL, SMS_KANNEL_ANSWER_MAX, sms_kannel_send_done, op);
+	inflight_send(&k->fl, msg, easy, NULL, SMS_KANNEL_ANSWER_MAX);
 }
 
 /* Whether the peer of a request is on allow_ip. */

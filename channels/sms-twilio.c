@@ -25,8 +25,6 @@
  */
 #include "config.h"
 
-#include <sys/queue.h>
-
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -36,6 +34,7 @@
 #include <strings.h>
 
 #include "curlev.h"
+#include "inflight.h"
 #include "log.h"
 #include "media.h"
 #include "phone.h"
@@ -52,25 +51,6 @@
 
 static const char sms_twilio_twiml[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>";
 
-enum sms_twilio_op_kind {
-	SMS_TWILIO_OP_SEND,
-	SMS_TWILIO_OP_CLAIM,
-	SMS_TWILIO_OP_MEDIA,
-};
-
-/* Work in flight: a send (msg is the core's until the upcall), a media claim or a media fetch. */
-struct sms_twilio_op {
-	struct sms_twilio *tw; /* NULL once let go of */
-	enum sms_twilio_op_kind kind;
-	const struct channel_msg *msg;
-	long long attachment_id; /* MEDIA */
-	char *mime_type;
-	char *error;             /* MEDIA: why the fetch failed, NULL if it did not */
-	size_t size;
-	int hops;
-	TAILQ_ENTRY(sms_twilio_op) entry;
-};
-
 struct sms_twilio {
 	struct channel *ch;
 	char *messages_url;
@@ -80,11 +60,7 @@ struct sms_twilio {
 	char *webhook_url;
 	char *origin;      /* scheme://host:port of api_base: the only place media is fetched from */
 	size_t media_max;
-	int stopping, stopped;
-	int media_again;   /* media may be waiting: claim again when idle */
-	struct media_waker waker;
-	struct event *media_timer;
-	TAILQ_HEAD(, sms_twilio_op) ops;
+	struct inflight fl; /* sends, media claims and fetches */
 };
 
 /* A MessageStatus and the linbat status it records (NULL: nothing new). */
@@ -247,6 +223,9 @@ sms_twilio_origin(const char *url)
 	return origin;
 }
 
+static void sms_twilio_answer(struct channel *, const struct channel_msg *, CURL *, long, const char *, size_t);
+static void sms_twilio_media_get(struct inflight_op *, const char *url);
+
 /* Check the config and keep a copy of it; no I/O. */
 static int
 sms_twilio_create(struct channel *ch, const struct conf_section *sec, char **cause)
@@ -278,114 +257,24 @@ sms_twilio_create(struct channel *ch, const struct conf_section *sec, char **cau
 	tw->auth_token = xstrdup(conf_channel_str(sec, "auth_token"));
 	tw->from = xstrdup(conf_channel_str(sec, "from"));
 	tw->webhook_url = xstrdup(conf_channel_str(sec, "webhook_url"));
-	TAILQ_INIT(&tw->ops);
+	inflight_init(&tw->fl, ch, "sms-twilio", "Twilio", "the API", sms_twilio_answer, sms_twilio_media_get);
 	ch->priv = tw;
 	return 0;
 }
-
-static void sms_twilio_media_kick(struct sms_twilio *);
-static void sms_twilio_media_stop(struct sms_twilio *);
-static void sms_twilio_media_tick(evutil_socket_t, short, void *);
-static void sms_twilio_media_wake(void *);
 
 /* Start the media fetcher; sends need nothing opened in advance. */
 static int
 sms_twilio_start(struct channel *ch, char **cause)
 {
 	struct sms_twilio *tw = ch->priv;
-	struct timeval tv = { MEDIA_SWEEP_S, 0 };
 
 	if (ch->env == NULL || ch->env->curl == NULL || ch->env->db == NULL) {
 		xasprintf(cause, "the Twilio channel needs the HTTP client and the database");
 		return -1;
 	}
-	tw->stopping = tw->stopped = 0;
-	tw->waker.instance = ch->name;
-	tw->waker.kick = sms_twilio_media_wake;
-	tw->waker.arg = tw;
-	media_waker_add(ch->env->db, &tw->waker);
-	if (tw->media_timer == NULL)
-		tw->media_timer = event_new(ch->env->base, -1, EV_PERSIST, sms_twilio_media_tick, tw);
-	event_add(tw->media_timer, &tv);
 	log_info("sms-twilio", "Twilio channel started. channel=%s account_sid=%s", ch->name, tw->account_sid);
-	sms_twilio_media_kick(tw);
+	inflight_start(&tw->fl);
 	return 0;
-}
-
-/* Tell the core the instance stopped, once, when nothing is in flight. */
-static void
-sms_twilio_check_stopped(struct sms_twilio *tw)
-{
-	if (!tw->stopping || tw->stopped || !TAILQ_EMPTY(&tw->ops))
-		return;
-	tw->stopped = 1;
-	log_info("sms-twilio", "Twilio channel stopped. channel=%s", tw->ch->name);
-	channel_stopped(tw->ch);
-}
-
-/* A new op of this instance. */
-static struct sms_twilio_op *
-sms_twilio_op_new(struct sms_twilio *tw, enum sms_twilio_op_kind kind)
-{
-	struct sms_twilio_op *op = xcalloc(1, sizeof *op);
-
-	op->tw = tw;
-	op->kind = kind;
-	TAILQ_INSERT_TAIL(&tw->ops, op, entry);
-	return op;
-}
-
-/* Whether a media claim or fetch is in flight. */
-static int
-sms_twilio_media_busy(struct sms_twilio *tw)
-{
-	struct sms_twilio_op *op;
-
-	TAILQ_FOREACH(op, &tw->ops, entry) {
-		if (op->kind != SMS_TWILIO_OP_SEND)
-			return 1;
-	}
-	return 0;
-}
-
-/* Free an op: take it off its instance's list, then see what may follow. */
-static void
-sms_twilio_op_done(struct sms_twilio_op *op)
-{
-	struct sms_twilio *tw = op->tw;
-
-	if (tw != NULL)
-		TAILQ_REMOVE(&tw->ops, op, entry);
-	free(op->mime_type);
-	free(op->error);
-	free(op);
-	if (tw == NULL)
-		return;
-	if (tw->media_again && !sms_twilio_media_busy(tw))
-		sms_twilio_media_kick(tw);
-	sms_twilio_check_stopped(tw);
-}
-
-/*
- * Let go of ops in flight: media work always (its claim's lease hands it to
- * the next start or another process), sends too when sends is set; with
- * upcall, those sends are failed as temporary first.
- */
-static void
-sms_twilio_detach(struct sms_twilio *tw, int sends, int upcall)
-{
-	struct sms_twilio_op *op, *next;
-
-	for (op = TAILQ_FIRST(&tw->ops); op != NULL; op = next) {
-		next = TAILQ_NEXT(op, entry);
-		if (op->kind == SMS_TWILIO_OP_SEND && !sends)
-			continue;
-		TAILQ_REMOVE(&tw->ops, op, entry);
-		op->tw = NULL;
-		if (upcall && op->kind == SMS_TWILIO_OP_SEND)
-			channel_failed(tw->ch, op->msg, CHANNEL_FAIL_TEMPORARY, "stopped",
-			    "The Twilio channel stopped before the API answered.", 0);
-	}
 }
 
 /* Take no new work; with drain, let the sends in flight finish. */
@@ -394,10 +283,7 @@ sms_twilio_stop(struct channel *ch, int drain)
 {
 	struct sms_twilio *tw = ch->priv;
 
-	tw->stopping = 1;
-	sms_twilio_media_stop(tw);
-	sms_twilio_detach(tw, !drain, 1);
-	sms_twilio_check_stopped(tw);
+	inflight_stop(&tw->fl, drain);
 }
 
 /* Free the instance; work in flight is dropped when its callbacks come. */
@@ -408,8 +294,7 @@ sms_twilio_destroy(struct channel *ch)
 
 	if (tw == NULL)
 		return;
-	sms_twilio_media_stop(tw);
-	sms_twilio_detach(tw, 1, 0);
+	inflight_destroy(&tw->fl);
 	free(tw->messages_url);
 	free(tw->account_sid);
 	free(tw->auth_token);
@@ -431,22 +316,12 @@ sms_twilio_classify(long status)
 	return CHANNEL_FAIL_TEMPORARY;
 }
 
-/* The Retry-After of an answer in seconds, 0 if none. */
-static int
-sms_twilio_retry_after(CURL *easy)
-{
-	curl_off_t s = 0;
-
-	if (curl_easy_getinfo(easy, CURLINFO_RETRY_AFTER, &s) != CURLE_OK || s < 0)
-		return 0;
-	return s > 86400 ? 86400 : (int)s;
-}
-
 /* Turn the API's answer into the one upcall: 2xx with a sid is sent, else the error's class. */
 static void
-sms_twilio_answer(struct sms_twilio *tw, const struct channel_msg *msg, CURL *easy, long status,
+sms_twilio_answer(struct channel *ch, const struct channel_msg *msg, CURL *easy, long status,
     const char *body, size_t len)
 {
+	struct sms_twilio *tw = ch->priv;
 	json_t *root = json_loadb(body, len, 0, NULL);
 	const char *sid = json_string_value(json_object_get(root, "sid"));
 	const char *text = json_string_value(json_object_get(root, "message"));
@@ -472,28 +347,8 @@ sms_twilio_answer(struct sms_twilio *tw, const struct channel_msg *msg, CURL *ea
 	    tw->ch->name, msg->id, status, channel_fail_name(kind), codebuf,
 	    i < nitems(sms_twilio_codes) ? sms_twilio_codes[i].what : "see the error text");
 	channel_failed(tw->ch, msg, kind, codebuf, text != NULL ? text : "The API refused the message.",
-	    sms_twilio_retry_after(easy));
+	    curlev_retry_after(easy));
 	json_decref(root);
-}
-
-/* curlev callback of a send. */
-static void
-sms_twilio_send_done(CURL *easy, CURLcode rc, long status, const char *body, size_t len, void *arg)
-{
-	struct sms_twilio_op *op = arg;
-	struct sms_twilio *tw = op->tw;
-	char code[32];
-
-	if (tw != NULL) {
-		if (rc != CURLE_OK) {
-			snprintf(code, sizeof code, "curl-%d", (int)rc);
-			log_info("sms-twilio", "A message could not reach the API. channel=%s id=%lld error=\"%s\"",
-			    tw->ch->name, op->msg->id, curl_easy_strerror(rc));
-			channel_failed(tw->ch, op->msg, CHANNEL_FAIL_TEMPORARY, code, curl_easy_strerror(rc), 0);
-		} else
-			sms_twilio_answer(tw, op->msg, easy, status, body, len);
-	}
-	sms_twilio_op_done(op);
 }
 
 /* Append name=escaped(value) to a form body. */
@@ -511,15 +366,12 @@ static void
 sms_twilio_send(struct channel *ch, const struct channel_msg *msg)
 {
 	struct sms_twilio *tw = ch->priv;
-	struct sms_twilio_op *op;
 	char to[PHONE_E164_MAX], *cause = NULL;
 	struct buf form;
 	CURL *easy;
 
-	if (tw->stopping) {
-		channel_failed(ch, msg, CHANNEL_FAIL_TEMPORARY, "stopping", "The Twilio channel is stopping.", 0);
+	if (inflight_refuse(&tw->fl, msg))
 		return;
-	}
 	if (phone_normalise(msg->to, to, sizeof to, &cause) != 0) {
 		log_info("sms-twilio", "A message has no valid number. channel=%s id=%lld reason=\"%s\"",
 		    ch->name, msg->id, cause);
@@ -540,82 +392,42 @@ sms_twilio_send(struct channel *ch, const struct channel_msg *msg)
 	curl_easy_setopt(easy, CURLOPT_PASSWORD, tw->auth_token);
 	curl_easy_setopt(easy, CURLOPT_COPYPOSTFIELDS, form.data);
 	buf_free(&form);
-	op = sms_twilio_op_new(tw, SMS_TWILIO_OP_SEND);
-	op->msg = msg;
-	curlev_start(ch->env->curl, easy, curl_slist_append(NULL, "Accept: application/json"),
-	    SMS_TWILIO_ANSWER_MAX, sms_twilio_send_done, op);
+	inflight_send(&tw->fl, msg, easy, curl_slist_append(NULL, "Accept: application/json"),
+	    SMS_TWILIO_ANSWER_MAX);
 }
 
 /* Inbound media ------------------------------------------------------------------ */
-
-/* The record of a fetch came back. */
-static void
-sms_twilio_media_recorded(const PGresult *res, const char *error, const char *sqlstate, void *arg)
-{
-	struct sms_twilio_op *op = arg;
-	struct sms_twilio *tw = op->tw;
-
-	if (tw == NULL)
-		;
-	else if (error != NULL)
-		log_warn("sms-twilio", "A media fetch could not be recorded; it is tried again later. "
-		    "channel=%s attachment=%lld reason=\"%s\"", tw->ch->name, op->attachment_id, error);
-	else if (op->error != NULL)
-		log_warn("sms-twilio", "A media fetch failed. channel=%s attachment=%lld status=%s reason=\"%s\"",
-		    tw->ch->name, op->attachment_id, PQgetvalue(res, 0, 0), op->error);
-	else
-		log_info("sms-twilio", "Media stored. channel=%s attachment=%lld bytes=%zu mime_type=\"%s\"",
-		    tw->ch->name, op->attachment_id, op->size, op->mime_type);
-	sms_twilio_op_done(op);
-}
-
-static void sms_twilio_media_fail(struct sms_twilio_op *, int, const char *, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* A fetch failed: record why, final unless temporary. */
-static void
-sms_twilio_media_fail(struct sms_twilio_op *op, int temporary, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	xvasprintf(&op->error, fmt, ap);
-	va_end(ap);
-	media_fail(op->tw->ch->env->db, op->attachment_id, op->error, temporary, sms_twilio_media_recorded, op);
-}
-
-static void sms_twilio_media_get(struct sms_twilio_op *, const char *url);
 
 /* A fetch came back: the bytes, a redirect to follow, or why not. */
 static void
 sms_twilio_media_fetched(CURL *easy, CURLcode rc, long status, const char *body, size_t len, void *arg)
 {
-	struct sms_twilio_op *op = arg;
-	struct sms_twilio *tw = op->tw;
+	struct inflight_op *op = arg;
+	struct sms_twilio *tw = op->set != NULL ? op->set->ch->priv : NULL;
 	char *location = NULL, *type = NULL;
 
-	if (tw == NULL || tw->stopping) {
-		sms_twilio_op_done(op);
+	if (tw == NULL || tw->fl.stopping) {
+		inflight_op_done(op);
 		return;
 	}
 	if (rc == CURLE_WRITE_ERROR || rc == CURLE_FILESIZE_EXCEEDED) {
-		sms_twilio_media_fail(op, 0, "The media is larger than media_max (%zu bytes).", tw->media_max);
+		inflight_media_fail(op, 0, "The media is larger than media_max (%zu bytes).", tw->media_max);
 		return;
 	}
 	if (rc != CURLE_OK) {
-		sms_twilio_media_fail(op, 1, "The media could not be downloaded: %s", curl_easy_strerror(rc));
+		inflight_media_fail(op, 1, "The media could not be downloaded: %s", curl_easy_strerror(rc));
 		return;
 	}
 	if (status >= 300 && status < 400 && curl_easy_getinfo(easy, CURLINFO_REDIRECT_URL, &location) == CURLE_OK &&
 	    location != NULL) {
 		if (++op->hops > SMS_TWILIO_MEDIA_HOPS)
-			sms_twilio_media_fail(op, 0, "The media URL redirects more than %d times.", SMS_TWILIO_MEDIA_HOPS);
+			inflight_media_fail(op, 0, "The media URL redirects more than %d times.", SMS_TWILIO_MEDIA_HOPS);
 		else
 			sms_twilio_media_get(op, location);
 		return;
 	}
 	if (status != 200) {
-		sms_twilio_media_fail(op, media_temporary(status), "The media download answered HTTP %ld.", status);
+		inflight_media_fail(op, media_temporary(status), "The media download answered HTTP %ld.", status);
 		return;
 	}
 	/* The type the webhook named stays, unless it named none. */
@@ -624,8 +436,7 @@ sms_twilio_media_fetched(CURL *easy, CURLcode rc, long status, const char *body,
 		free(op->mime_type);
 		op->mime_type = xstrdup(type);
 	}
-	op->size = len;
-	media_store(tw->ch->env->db, op->attachment_id, op->mime_type, body, len, sms_twilio_media_recorded, op);
+	inflight_media_store(op, body, len);
 }
 
 /* The length of "scheme://" that starts an origin. */
@@ -636,14 +447,15 @@ sms_twilio_scheme_len(const char *origin)
 }
 
 /*
- * GET url: the media URL itself (no hop yet) only on api_base's origin;
+ * GET url (the inflight_fetch_fn of a claimed attachment, then of each
+ * redirect): the media URL itself (no hop yet) only on api_base's origin;
  * a redirect's target on any origin of api_base's scheme. Basic auth goes
  * only to api_base's origin, never anywhere else.
  */
 static void
-sms_twilio_media_get(struct sms_twilio_op *op, const char *url)
+sms_twilio_media_get(struct inflight_op *op, const char *url)
 {
-	struct sms_twilio *tw = op->tw;
+	struct sms_twilio *tw = op->set->ch->priv;
 	char *origin = sms_twilio_origin(url);
 	size_t n = sms_twilio_scheme_len(tw->origin);
 	int home;
@@ -651,13 +463,13 @@ sms_twilio_media_get(struct sms_twilio_op *op, const char *url)
 
 	home = origin != NULL && strcmp(origin, tw->origin) == 0;
 	if (op->hops == 0 && !home) {
-		sms_twilio_media_fail(op, 0, "The media URL is not on api_base's host (%s), so it is not fetched: %s",
+		inflight_media_fail(op, 0, "The media URL is not on api_base's host (%s), so it is not fetched: %s",
 		    tw->origin, origin != NULL ? origin : "not an http(s) URL");
 		free(origin);
 		return;
 	}
 	if (origin == NULL || strncmp(origin, tw->origin, n) != 0) {
-		sms_twilio_media_fail(op, 0, "The media URL redirects to another scheme than api_base's (%.*s), "
+		inflight_media_fail(op, 0, "The media URL redirects to another scheme than api_base's (%.*s), "
 		    "so it is not followed.", (int)(n - 3), tw->origin);
 		free(origin);
 		return;
@@ -665,11 +477,7 @@ sms_twilio_media_get(struct sms_twilio_op *op, const char *url)
 	free(origin);
 	easy = curlev_easy(tw->ch->env->curl);
 	curl_easy_setopt(easy, CURLOPT_URL, url);
-#if LIBCURL_VERSION_NUM >= 0x075500
-	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-	curl_easy_setopt(easy, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
+	curlev_http_only(easy);
 	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(easy, CURLOPT_UNRESTRICTED_AUTH, 0L);
 	curl_easy_setopt(easy, CURLOPT_USERAGENT, "linbat");
@@ -680,76 +488,6 @@ sms_twilio_media_get(struct sms_twilio_op *op, const char *url)
 	}
 	curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)tw->media_max);
 	curlev_start(tw->ch->env->curl, easy, NULL, tw->media_max, sms_twilio_media_fetched, op);
-}
-
-/* The claim came back: fetch each row; a full batch means more may wait. */
-static void
-sms_twilio_media_claimed(const PGresult *res, const char *error, const char *sqlstate, void *arg)
-{
-	struct sms_twilio_op *claim = arg, *op;
-	struct sms_twilio *tw = claim->tw;
-	int i, n;
-
-	if (tw == NULL || tw->stopping) {
-		sms_twilio_op_done(claim);
-		return;
-	}
-	if (error != NULL) {
-		log_warn("sms-twilio", "Media to fetch could not be claimed. channel=%s reason=\"%s\"", tw->ch->name,
-		    error);
-		sms_twilio_op_done(claim);
-		return;
-	}
-	n = PQntuples(res);
-	for (i = 0; i < n; i++) {
-		op = sms_twilio_op_new(tw, SMS_TWILIO_OP_MEDIA);
-		op->attachment_id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-		op->mime_type = xstrdup(PQgetvalue(res, i, 2));
-		sms_twilio_media_get(op, PQgetvalue(res, i, 1));
-	}
-	if (n >= MEDIA_CLAIM_N)
-		tw->media_again = 1;
-	sms_twilio_op_done(claim);
-}
-
-/* Claim pending media of this instance, unless a claim or fetch is in flight. */
-static void
-sms_twilio_media_kick(struct sms_twilio *tw)
-{
-	if (tw->stopping)
-		return;
-	if (sms_twilio_media_busy(tw)) {
-		tw->media_again = 1;
-		return;
-	}
-	tw->media_again = 0;
-	media_claim(tw->ch->env->db, tw->ch->name, sms_twilio_media_claimed,
-	    sms_twilio_op_new(tw, SMS_TWILIO_OP_CLAIM));
-}
-
-/* The linbat_media listener: media of this instance was committed. */
-static void
-sms_twilio_media_wake(void *arg)
-{
-	sms_twilio_media_kick(arg);
-}
-
-/* The sweep timer: retries whose backoff ran out, and lost leases. */
-static void
-sms_twilio_media_tick(evutil_socket_t fd, short what, void *arg)
-{
-	sms_twilio_media_kick(arg);
-}
-
-/* Stop claiming and sweeping; sms_twilio_detach lets go of the fetches in flight. */
-static void
-sms_twilio_media_stop(struct sms_twilio *tw)
-{
-	media_waker_remove(&tw->waker);
-	if (tw->media_timer != NULL) {
-		event_free(tw->media_timer);
-		tw->media_timer = NULL;
-	}
 }
 
 /* The linbat content type of an MMS: the kind of its first media. */

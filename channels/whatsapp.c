@@ -63,6 +63,9 @@ static const struct conf_key whatsapp_keys[] = {
 	  "[dispatch] lease." },
 };
 
+static void whatsapp_send_answer(struct channel *, const struct channel_msg *, CURL *, long, const char *,
+    size_t);
+
 /* Whether s is a non-empty string of digits. */
 static int
 whatsapp_digits(const char *s)
@@ -107,7 +110,8 @@ whatsapp_create(struct channel *ch, const struct conf_section *sec, char **cause
 	xasprintf(&wa->auth_header, "Authorization: Bearer %s", conf_channel_str(sec, "access_token"));
 	wa->media_max = (size_t)conf_channel_int(sec, "media_max");
 	wa->send_timeout_ms = (long)conf_channel_int(sec, "send_timeout");
-	TAILQ_INIT(&wa->ops);
+	inflight_init(&wa->fl, ch, "whatsapp", "WhatsApp", "the Graph API", whatsapp_send_answer,
+	    whatsapp_media_fetch);
 	ch->priv = wa;
 	return 0;
 }
@@ -122,88 +126,10 @@ whatsapp_start(struct channel *ch, char **cause)
 		xasprintf(cause, "the WhatsApp channel needs the HTTP client and the database");
 		return -1;
 	}
-	wa->stopping = wa->stopped = 0;
-	whatsapp_media_start(wa);
+	inflight_start(&wa->fl);
 	log_info("whatsapp", "WhatsApp channel started. channel=%s phone_number_id=%s api_base=%s",
 	    ch->name, wa->phone_number_id, wa->api_base);
 	return 0;
-}
-
-/* A new op of this instance, on its list of work in flight. */
-struct whatsapp_op *
-whatsapp_op_new(struct whatsapp *wa, enum whatsapp_op_kind kind)
-{
-	struct whatsapp_op *op = xcalloc(1, sizeof *op);
-
-	op->wa = wa;
-	op->kind = kind;
-	TAILQ_INSERT_TAIL(&wa->ops, op, entry);
-	return op;
-}
-
-/* Whether a media claim or fetch is in flight. */
-int
-whatsapp_media_busy(struct whatsapp *wa)
-{
-	struct whatsapp_op *op;
-
-	TAILQ_FOREACH(op, &wa->ops, entry) {
-		if (op->kind != WHATSAPP_OP_SEND)
-			return 1;
-	}
-	return 0;
-}
-
-/* Tell the core the instance stopped, once, when nothing is in flight. */
-static void
-whatsapp_check_stopped(struct whatsapp *wa)
-{
-	if (!wa->stopping || wa->stopped || !TAILQ_EMPTY(&wa->ops))
-		return;
-	wa->stopped = 1;
-	log_info("whatsapp", "WhatsApp channel stopped. channel=%s", wa->ch->name);
-	channel_stopped(wa->ch);
-}
-
-/* Free an op: take it off its instance's list, then see what may follow. */
-void
-whatsapp_op_done(struct whatsapp_op *op)
-{
-	struct whatsapp *wa = op->wa;
-
-	if (wa != NULL)
-		TAILQ_REMOVE(&wa->ops, op, entry);
-	free(op->media_id);
-	free(op->mime_type);
-	free(op->error);
-	free(op);
-	if (wa == NULL)
-		return;
-	if (wa->media_again && !whatsapp_media_busy(wa))
-		whatsapp_media_kick(wa);
-	whatsapp_check_stopped(wa);
-}
-
-/*
- * Let go of ops in flight: media work always (its claim's lease hands it to
- * the next start or another process), sends too when sends is set; with
- * upcall, those sends are failed as temporary first.
- */
-static void
-whatsapp_detach(struct whatsapp *wa, int sends, int upcall)
-{
-	struct whatsapp_op *op, *next;
-
-	for (op = TAILQ_FIRST(&wa->ops); op != NULL; op = next) {
-		next = TAILQ_NEXT(op, entry);
-		if (op->kind == WHATSAPP_OP_SEND && !sends)
-			continue;
-		TAILQ_REMOVE(&wa->ops, op, entry);
-		op->wa = NULL;
-		if (upcall && op->kind == WHATSAPP_OP_SEND)
-			channel_failed(wa->ch, op->msg, CHANNEL_FAIL_TEMPORARY, "stopped",
-			    "The WhatsApp channel stopped before the Graph API answered.", 0);
-	}
 }
 
 /* Take no new work; with drain, let the sends in flight finish. */
@@ -212,10 +138,7 @@ whatsapp_stop(struct channel *ch, int drain)
 {
 	struct whatsapp *wa = ch->priv;
 
-	wa->stopping = 1;
-	whatsapp_media_stop(wa);
-	whatsapp_detach(wa, !drain, 1);
-	whatsapp_check_stopped(wa);
+	inflight_stop(&wa->fl, drain);
 }
 
 /* Free the instance; ops still in flight are dropped when their callbacks come. */
@@ -226,8 +149,7 @@ whatsapp_destroy(struct channel *ch)
 
 	if (wa == NULL)
 		return;
-	whatsapp_media_stop(wa);
-	whatsapp_detach(wa, 1, 0);
+	inflight_destroy(&wa->fl);
 	free(wa->phone_number_id);
 	free(wa->app_secret);
 	free(wa->verify_token);
@@ -247,28 +169,13 @@ whatsapp_easy(struct whatsapp *wa, const char *url, struct curl_slist **headers)
 	CURL *easy = curlev_easy(wa->ch->env->curl);
 
 	curl_easy_setopt(easy, CURLOPT_URL, url);
-#if LIBCURL_VERSION_NUM >= 0x075500
-	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-	curl_easy_setopt(easy, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
+	curlev_http_only(easy);
 	curl_easy_setopt(easy, CURLOPT_USERAGENT, "linbat");
 	if (wa->cafile[0] != '\0')
 		curl_easy_setopt(easy, CURLOPT_CAINFO, wa->cafile);
 	*headers = curl_slist_append(NULL, wa->auth_header);
 	*headers = curl_slist_append(*headers, "Accept: application/json");
 	return easy;
-}
-
-/* The Retry-After of an answer in seconds, 0 if none. */
-static int
-whatsapp_retry_after(CURL *easy)
-{
-	curl_off_t s = 0;
-
-	if (curl_easy_getinfo(easy, CURLINFO_RETRY_AFTER, &s) != CURLE_OK || s < 0)
-		return 0;
-	return s > 86400 ? 86400 : (int)s;
 }
 
 /* Tell the admin, once until a send succeeds again, that the token is no longer valid. */
@@ -283,11 +190,12 @@ whatsapp_token_alert(struct whatsapp *wa, const struct whatsapp_answer *a)
 	    "channel=%s code=%s error=\"%s\"", wa->ch->name, a->code, a->text);
 }
 
-/* Turn the Graph API's answer to a send into the one upcall. */
+/* Turn the Graph API's answer to a send into the one upcall (an inflight_answer_fn). */
 static void
-whatsapp_send_answer(struct whatsapp *wa, const struct channel_msg *msg, CURL *easy, long status,
+whatsapp_send_answer(struct channel *ch, const struct channel_msg *msg, CURL *easy, long status,
     const char *body, size_t len)
 {
+	struct whatsapp *wa = ch->priv;
 	struct whatsapp_answer a;
 
 	whatsapp_proto_answer(status, body, len, &a);
@@ -302,31 +210,9 @@ whatsapp_send_answer(struct whatsapp *wa, const struct channel_msg *msg, CURL *e
 		log_info("whatsapp", "The Graph API refused a message. channel=%s id=%lld status=%ld "
 		    "kind=%s code=%s error=\"%s\"", wa->ch->name, msg->id, status,
 		    channel_fail_name(a.kind), a.code, a.text);
-		channel_failed(wa->ch, msg, a.kind, a.code, a.text, whatsapp_retry_after(easy));
+		channel_failed(wa->ch, msg, a.kind, a.code, a.text, curlev_retry_after(easy));
 	}
 	whatsapp_proto_answer_free(&a);
-}
-
-/* curlev callback of a send. */
-static void
-whatsapp_send_done(CURL *easy, CURLcode rc, long status, const char *body, size_t len, void *arg)
-{
-	struct whatsapp_op *op = arg;
-	struct whatsapp *wa = op->wa;
-	char code[32];
-
-	if (wa == NULL) {
-		whatsapp_op_done(op);
-		return;
-	}
-	if (rc != CURLE_OK) {
-		snprintf(code, sizeof code, "curl-%d", (int)rc);
-		log_info("whatsapp", "A message could not reach the Graph API. channel=%s id=%lld error=\"%s\"",
-		    wa->ch->name, op->msg->id, curl_easy_strerror(rc));
-		channel_failed(wa->ch, op->msg, CHANNEL_FAIL_TEMPORARY, code, curl_easy_strerror(rc), 0);
-	} else
-		whatsapp_send_answer(wa, op->msg, easy, status, body, len);
-	whatsapp_op_done(op);
 }
 
 /* Send one message: POST its payload to {api_base}/{phone_number_id}/messages. */
@@ -335,15 +221,12 @@ whatsapp_send(struct channel *ch, const struct channel_msg *msg)
 {
 	struct whatsapp *wa = ch->priv;
 	struct curl_slist *headers;
-	struct whatsapp_op *op;
 	char *cause = NULL, *url, *json;
 	json_t *payload;
 	CURL *easy;
 
-	if (wa->stopping) {
-		channel_failed(ch, msg, CHANNEL_FAIL_TEMPORARY, "stopping", "The WhatsApp channel is stopping.", 0);
+	if (inflight_refuse(&wa->fl, msg))
 		return;
-	}
 	if ((payload = whatsapp_proto_payload(msg, wa->template_name, wa->template_language, &cause)) == NULL) {
 		log_info("whatsapp", "A message cannot be sent on WhatsApp. channel=%s id=%lld reason=\"%s\"",
 		    ch->name, msg->id, cause);
@@ -360,9 +243,7 @@ whatsapp_send(struct channel *ch, const struct channel_msg *msg)
 	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, wa->send_timeout_ms);
 	free(url);
 	free(json);
-	op = whatsapp_op_new(wa, WHATSAPP_OP_SEND);
-	op->msg = msg;
-	curlev_start(ch->env->curl, easy, headers, WHATSAPP_ANSWER_MAX, whatsapp_send_done, op);
+	inflight_send(&wa->fl, msg, easy, headers, WHATSAPP_ANSWER_MAX);
 }
 
 /* GET: answer Meta's subscription handshake with the challenge, or 403. */

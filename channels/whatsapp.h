@@ -8,7 +8,6 @@
 #define LINBAT_WHATSAPP_H
 
 #include <stddef.h>
-#include <sys/queue.h>
 
 #include <curl/curl.h>
 #include <event2/event.h>
@@ -16,7 +15,7 @@
 
 #include "channel.h"
 #include "curlev.h"
-#include "media.h"
+#include "inflight.h"
 
 extern const struct channel_type channel_whatsapp;
 
@@ -74,31 +73,9 @@ void whatsapp_proto_answer(long http_status, const char *body, size_t len, struc
 void whatsapp_proto_answer_free(struct whatsapp_answer *);
 
 /*
- * What whatsapp.c and whatsapp-media.c share: one instance's state. Work in
- * flight is a list of ops (a send, a media claim query, a media fetch); an op
- * let go of (media at stop, sends at stop without drain or destroy) has
- * wa == NULL and is only freed when its callback comes.
+ * What whatsapp.c and whatsapp-media.c share: one instance's state. Its work
+ * in flight (sends, media claims and fetches) is an inflight set (inflight.h).
  */
-enum whatsapp_op_kind {
-	WHATSAPP_OP_SEND,
-	WHATSAPP_OP_CLAIM,
-	WHATSAPP_OP_MEDIA,
-};
-
-struct whatsapp;
-
-struct whatsapp_op {
-	struct whatsapp *wa;
-	enum whatsapp_op_kind kind;
-	const struct channel_msg *msg; /* SEND: borrowed from the core until the upcall */
-	long long attachment_id;       /* MEDIA */
-	char *media_id;
-	char *mime_type;
-	char *error;                   /* MEDIA: why the fetch failed, NULL if it did not */
-	size_t size;
-	TAILQ_ENTRY(whatsapp_op) entry;
-};
-
 struct whatsapp {
 	struct channel *ch;
 	char *phone_number_id;
@@ -112,25 +89,13 @@ struct whatsapp {
 	size_t media_max;
 	long send_timeout_ms;
 	int token_alerted; /* the admin was told the token expired */
-	int stopping;
-	int stopped;       /* channel_stopped was called */
-	int media_again;   /* media may be waiting: claim again when idle */
-	struct media_waker waker; /* NOTIFY linbat_media of this instance */
-	struct event *media_timer;
-	TAILQ_HEAD(, whatsapp_op) ops;
+	struct inflight fl;
 };
 
-/* whatsapp.c: an op of this instance, its end, and a Graph API handle. */
-struct whatsapp_op *whatsapp_op_new(struct whatsapp *, enum whatsapp_op_kind);
-void whatsapp_op_done(struct whatsapp_op *);
-/* Whether a media claim or fetch of this instance is in flight. */
-int whatsapp_media_busy(struct whatsapp *);
-/* A new easy handle for url: Bearer and Accept headers (*headers), CA file, http(s) only. */
+/* whatsapp.c: a new easy handle for url: Bearer and Accept headers (*headers), CA file, http(s) only. */
 CURL *whatsapp_easy(struct whatsapp *, const char *url, struct curl_slist **headers);
 
-/* whatsapp-media.c: start the media fetcher of an instance, wake it, stop it. */
-void whatsapp_media_start(struct whatsapp *);
-void whatsapp_media_kick(struct whatsapp *);
-void whatsapp_media_stop(struct whatsapp *);
+/* whatsapp-media.c: the inflight fetch function, step 1 of a claimed attachment's fetch. */
+void whatsapp_media_fetch(struct inflight_op *, const char *media_id);
 
 #endif

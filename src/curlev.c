@@ -360,3 +360,23 @@ curlev_active(struct curlev *c)
 {
 	return c->nactive;
 }
+
+int
+curlev_retry_after(CURL *easy)
+{
+	curl_off_t s = 0;
+
+	if (curl_easy_getinfo(easy, CURLINFO_RETRY_AFTER, &s) != CURLE_OK || s < 0)
+		return 0;
+	return s > 86400 ? 86400 : (int)s;
+}
+
+void
+curlev_http_only(CURL *easy)
+{
+#if LIBCURL_VERSION_NUM >= 0x075500
+	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+	curl_easy_setopt(easy, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+}

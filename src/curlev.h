@@ -35,12 +35,16 @@ void curlev_set_defaults(struct curlev *, const char *cafile, long connect_ms, l
 void curlev_set_max_connections(struct curlev *, long);
 /* A new easy handle with the defaults set (timeouts, TLS verification, no signals). */
 CURL *curlev_easy(struct curlev *);
+/* Let easy speak http and https only (a URL of another scheme fails). */
+void curlev_http_only(CURL *easy);
 /*
  * Start a transfer. The easy handle and headers (may be NULL) now belong to
  * curlev; the response body is collected for the callback, up to max_body
  * bytes (0: 16 MiB), past which the transfer fails with CURLE_WRITE_ERROR.
  */
 void curlev_start(struct curlev *, CURL *easy, struct curl_slist *headers, size_t max_body, curlev_cb, void *arg);
+/* The Retry-After of an answer (read in a curlev_cb) in seconds, at most a day; 0 if none. */
+int curlev_retry_after(CURL *easy);
 /* Transfers in flight. */
 int curlev_active(struct curlev *);
 
