@@ -45,7 +45,7 @@ static const char *const channel_state_names[] = {
 
 static const struct db_stmt channel_stmt_ingest = {
 	"channel_ingest",
-	"select message_id, conversation_id, investor_id, duplicate from linbat.ingest_inbound("
+	"select message_id, conversation_id, investor_id, duplicate, events from linbat.ingest_inbound_deferred("
 	"$1, $2, $3, $4, $5, $6, $7::jsonb, to_timestamp($8::float8), $9)",
 };
 static const struct db_stmt channel_stmt_status = {
@@ -266,7 +266,14 @@ channel_batch_done(struct channel_batch *b, const char *error, const char *sqlst
 	return ok;
 }
 
-/* linbat.ingest_inbound came back. */
+/*
+ * linbat.ingest_inbound_deferred came back, committed. Its events (the
+ * message, an assignment, an acknowledgement queued) were kept out of the
+ * transaction, so that ingests do not commit one at a time behind
+ * PostgreSQL's NOTIFY lock: they go out now, batched with the others of this
+ * pass of the loop. Should linbatd die before they do, only those live
+ * updates are lost, never the message.
+ */
 static void
 channel_batch_ingested(const PGresult *res, const char *error, const char *sqlstate, void *arg)
 {
@@ -277,6 +284,8 @@ channel_batch_ingested(const PGresult *res, const char *error, const char *sqlst
 			b->duplicates++;
 		else
 			b->stored++;
+		if (PQntuples(res) > 0 && !PQgetisnull(res, 0, 4))
+			db_notify_later(b->ch->env->db, PQgetvalue(res, 0, 4));
 	}
 	channel_batch_finish(b);
 }

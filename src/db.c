@@ -117,6 +117,9 @@ struct db {
 	int depth;                /* callbacks running */
 	int closing;
 	struct db_stats stats;
+	struct buf notify;        /* db_notify_later's pairs, comma-separated, to send */
+	struct event *notify_ev;  /* sends them on the next pass of the loop */
+	int notify_busy;          /* a batch in flight */
 };
 
 static void db_conn_connect(struct db_conn *);
@@ -853,6 +856,80 @@ db_listen_sync(struct db_conn *c)
 	db_conn_send(c, q);
 }
 
+/*
+ * The notifications of db_notify_later, in order; a statement that needs no
+ * schema, so that it works on any database the pool reaches. PostgreSQL runs
+ * pg_notify after the sort (a volatile function in the select list).
+ */
+#define DB_NOTIFY_SQL "select pg_notify(e->>0, e->>1) from jsonb_array_elements($1::jsonb) " \
+	"with ordinality as t(e, i) order by i"
+
+static void db_notify_flush(evutil_socket_t, short, void *);
+
+/* A batch of notifications went out (or not); send what gathered meanwhile. */
+static void
+db_notify_sent(const PGresult *res, const char *error, const char *sqlstate, void *arg)
+{
+	struct db *db = arg;
+
+	db->notify_busy = 0;
+	if (error != NULL)
+		log_warn("db", "Could not send notifications after their commit; live updates may miss them. "
+		    "reason=\"%s\" sqlstate=%s", error, sqlstate);
+	if (db->notify.len > 0 && !db->closing)
+		event_active(db->notify_ev, EV_TIMEOUT, 0);
+}
+
+/* The next pass of the loop after db_notify_later: send what gathered, in one statement. */
+static void
+db_notify_flush(evutil_socket_t fd, short what, void *arg)
+{
+	struct db *db = arg;
+	const char *params[1];
+	char *sql;
+
+	if (db->notify_busy || db->notify.len == 0 || db->closing)
+		return;
+	buf_add(&db->notify, "]", 1);
+	sql = buf_take(&db->notify);
+	params[0] = sql;
+	db->notify_busy = 1;
+	db_query(db, DB_NOTIFY_SQL, 1, params, db_notify_sent, db);
+	free(sql);
+}
+
+void
+db_notify_later(struct db *db, const char *events)
+{
+	size_t len;
+
+	if (events == NULL || db->closing)
+		return;
+	/* the array's elements, without its brackets */
+	while (*events == ' ' || *events == '\n')
+		events++;
+	len = strlen(events);
+	while (len > 0 && (events[len - 1] == ' ' || events[len - 1] == '\n'))
+		len--;
+	if (len < 2 || events[0] != '[' || events[len - 1] != ']') {
+		if (len > 0)
+			log_warn("db", "Notifications to send are not a JSON array; dropped.");
+		return;
+	}
+	events++;
+	len -= 2;
+	while (len > 0 && *events == ' ') {
+		events++;
+		len--;
+	}
+	if (len == 0)
+		return;
+	buf_add(&db->notify, db->notify.len == 0 ? "[" : ",", 1);
+	buf_add(&db->notify, events, len);
+	if (!db->notify_busy)
+		event_active(db->notify_ev, EV_TIMEOUT, 0);
+}
+
 /* Make the pool and start connecting each connection. */
 struct db *
 db_create(struct event_base *base, const char *conninfo, int pool_size, char **cause)
@@ -881,6 +958,8 @@ db_create(struct event_base *base, const char *conninfo, int pool_size, char **c
 	TAILQ_INIT(&db->queue);
 	TAILQ_INIT(&db->done);
 	db->done_ev = event_new(base, -1, 0, db_done, db);
+	buf_init(&db->notify);
+	db->notify_ev = event_new(base, -1, 0, db_notify_flush, db);
 	db->conns = xcalloc(pool_size, sizeof *db->conns);
 	for (i = 0; i < pool_size; i++)
 		db_conn_init(db, &db->conns[i], i, 0);
@@ -914,6 +993,8 @@ db_destroy(struct db *db)
 	free(db->lconn);
 	free(db->conns);
 	event_free(db->done_ev);
+	event_free(db->notify_ev);
+	buf_free(&db->notify);
 	free(db->conninfo);
 	free(db);
 }

@@ -99,6 +99,21 @@ void db_exec(struct db *, const struct db_stmt *, int nparams, const char *const
  */
 int db_listen(struct db *, const char *channel, db_notify_cb, void *arg);
 
+/*
+ * Send notifications after the fact. events is a JSON array of [channel,
+ * payload] pairs (copied; NULL, "" or "[]": nothing), such as
+ * linbat.ingest_inbound_deferred hands back for a transaction that kept its
+ * events instead of notifying at commit. Those of every call until the next
+ * pass of the loop go out together, in the order of the calls, in one
+ * statement on a pool connection (one batch in flight at a time; the next
+ * one gathers meanwhile), so that PostgreSQL's NOTIFY lock, which it holds
+ * through a notifying transaction's commit, is taken once per batch and not
+ * once per transaction. Best effort: a batch that fails (the database is
+ * down, linbatd stops or dies first) is logged and dropped. Notifications
+ * are hints that something changed; whoever needs the state reads it.
+ */
+void db_notify_later(struct db *, const char *events);
+
 /* The number of pool connections ready for queries (the listen one aside). */
 int db_up(struct db *);
 

@@ -2,8 +2,14 @@
 database. What one process stores reaches the streams of the other through
 NOTIFY; each operator sees only their own conversations and the queue; an
 operator whose last stream closed, in either process, goes away after
-[routing] away_grace; and open streams do not hold up a stop."""
+[routing] away_grace; open streams do not hold up a stop; and a webhook's
+ingest commits without NOTIFY, its events sent in a batch after it."""
 
+import json
+import select
+import time
+
+import psycopg2
 import pytest
 
 import inbox
@@ -74,3 +80,76 @@ def test_an_operator_goes_away_only_when_the_last_stream_in_any_process_closes(p
     e2.close()
     assert linbat.wait_for(lambda: presence(db, a) == "away", 10)
     assert sql(db, "select count(*) from linbat.live_connection")[0][0] == 0
+
+
+# Events of webhooks: kept out of the ingest's transaction ----------------------
+
+@pytest.fixture
+def wa_pair(start_linbatd, tmp_path, db):
+    """Two linbatd processes on one database, each with the WhatsApp instance wa1."""
+    from test_whatsapp import DISPATCH, WaEmu, wa_section
+    emu = WaEmu(str(tmp_path))
+    extra = {"channel wa1": wa_section(emu.url), "dispatch": DISPATCH}
+    yield start_linbatd(extra=extra), start_linbatd(extra=extra)
+    emu.stop()
+
+
+def notifications(conn, marker, timeout=10):
+    """What conn (LISTENing) receives up to the NOTIFY whose payload is marker."""
+    got = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        select.select([conn], [], [], 0.2)
+        conn.poll()
+        while conn.notifies:
+            n = conn.notifies.pop(0)
+            if n.payload == marker:
+                return got
+            got.append((n.channel, n.payload))
+    raise AssertionError("the marker notification never came; got %r" % got)
+
+
+def test_an_ingest_commits_without_notify_and_a_webhook_still_reaches_the_other_process(wa_pair, db):
+    import wa_webhook as wh
+    from test_whatsapp import SECRET, text_hook
+    d1, d2 = wa_pair
+    inbox.add_operator(db, "ani@x.id", online=True)
+    listener = psycopg2.connect(db)
+    listener.autocommit = True
+    listener.cursor().execute("listen linbat_event; listen linbat_outbox")
+    writer = psycopg2.connect(db)
+    writer.autocommit = True
+    cur = writer.cursor()
+    # The transaction of linbat.ingest_inbound_deferred (a new conversation:
+    # routed and assigned) notifies nothing; it hands its events back, in
+    # order. Notifications arrive in commit order: whatever the ingest had
+    # notified would come before the marker, committed after it.
+    cur.execute("select conversation_id, message_id, events from linbat.ingest_inbound_deferred('wa1', "
+                "'whatsapp', '+6281200000701', 'wamid.ev-1', 'Halo', 'text', '{}', now(), null)")
+    conv, mid, events = cur.fetchone()
+    cur.execute("notify linbat_event, 'marker-1'")
+    assert notifications(listener, "marker-1") == []
+    events = [(c, json.loads(p)) for c, p in json.loads(events)]
+    assert [(c, p["type"], p["conversation"]) for c, p in events] == \
+        [("linbat_event", "assignment", conv), ("linbat_event", "message", conv)]
+    assert events[1][1]["message"] == mid
+    # Called directly, linbat.ingest_inbound still notifies at its commit.
+    cur.execute("select conversation_id from linbat.ingest_inbound('wa1', 'whatsapp', '+6281200000702', "
+                "'wamid.ev-2', 'Halo', 'text', '{}', now(), null)")
+    conv2 = cur.fetchone()[0]
+    cur.execute("notify linbat_event, 'marker-2'")
+    assert [json.loads(p)["conversation"] for c, p in notifications(listener, "marker-2")] == [conv2, conv2]
+    # A webhook to one process: its events, sent after the commit, reach
+    # the stream of the other, the assignment first.
+    stream = inbox.Events(d2, inbox.bearer(inbox.token(db, "ani@x.id")))
+    assert stream.wait(lambda ev: ev["event"] == "hello", 10)
+    payload, wamid = text_hook(frm="6281200000703", body="Halo dari webhook")
+    status, _ = wh.post(d1.url + "/webhooks/wa1", payload, SECRET)
+    assert status == 200
+    conv3 = sql(db, "select conversation_id from linbat.message where provider_id = %s", (wamid,))[0][0]
+    assert stream.wait(lambda ev: ev["event"] == "message" and ev["data"]["conversation"] == conv3, 10)
+    mine = [ev["event"] for ev in stream.events if ev["data"].get("conversation") == conv3]
+    assert mine[:2] == ["assignment", "message"]
+    stream.close()
+    listener.close()
+    writer.close()

@@ -544,6 +544,69 @@ test_listen(void **state)
 	db_destroy(db);
 }
 
+/* What a listener got, every payload in order. */
+struct test_log {
+	int nulls;
+	int payloads;
+	struct buf all; /* "p1,p2,..." */
+};
+
+/* Record a notification in a test_log. */
+static void
+test_logged(const char *channel, const char *payload, void *arg)
+{
+	struct test_log *l = arg;
+
+	if (payload == NULL) {
+		l->nulls++;
+		return;
+	}
+	buf_addf(&l->all, "%s%s", l->payloads++ > 0 ? "," : "", payload);
+}
+
+/*
+ * db_notify_later: the notifications of every call of one pass of the loop
+ * go out in one statement, in order; empty and malformed lists send nothing.
+ */
+static void
+test_notify_later(void **state)
+{
+	struct db *db = test_pool(1);
+	struct test_log l = { 0 };
+	struct test_result r;
+	struct db_stats st;
+
+	buf_init(&l.all);
+	assert_int_equal(db_listen(db, "later", test_logged, &l), 0);
+	assert_int_equal(test_run(&l.nulls, 1, 5000), 0);
+	assert_int_equal(test_wait_up(db, 1, 5000), 0);
+	db_notify_later(db, "[[\"later\", \"a\"], [\"later\", \"{\\\"x\\\": 1}\"]]");
+	db_notify_later(db, "[]");
+	db_notify_later(db, NULL);
+	db_notify_later(db, "");
+	db_notify_later(db, "not a list");
+	db_notify_later(db, " [ [\"elsewhere\", \"z\"], [\"later\", \"c\"] ] ");
+	assert_int_equal(test_run(&l.payloads, 3, 5000), 0);
+	assert_string_equal(l.all.data, "a,{\"x\": 1},c");
+	/* one connection: a query sent now comes back after every batch sent before */
+	test_query(db, &r, "select 1", 0, NULL);
+	test_result_clear(&r);
+	db_get_stats(db, &st);
+	assert_int_equal(st.queries, 2);
+	assert_int_equal(st.errors, 0);
+
+	/* Those of a later pass go in a later statement, after the first. */
+	db_notify_later(db, "[[\"later\", \"d\"]]");
+	assert_int_equal(test_run(&l.payloads, 4, 5000), 0);
+	assert_string_equal(l.all.data, "a,{\"x\": 1},c,d");
+	test_query(db, &r, "select 1", 0, NULL);
+	test_result_clear(&r);
+	db_get_stats(db, &st);
+	assert_int_equal(st.queries, 4);
+	buf_free(&l.all);
+	db_destroy(db);
+}
+
 /* A callback that submits the next query: 100 in a row, each from the previous one's callback. */
 static void
 test_chain_next(const PGresult *res, const char *error, const char *sqlstate, void *arg)
@@ -843,6 +906,7 @@ main(void)
 		TEST(test_sqlstate),
 		TEST(test_concurrent),
 		TEST(test_listen),
+		TEST(test_notify_later),
 		TEST(test_chain),
 		TEST(test_busy_and_destroy),
 		TEST(test_gap_detector),
