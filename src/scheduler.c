@@ -27,6 +27,7 @@ struct scheduler_chore {
 
 static const struct scheduler_chore scheduler_chores[] = {
 	{ "reminders planned", { "sched_plan", "select linbat.plan_reminders(now())" } },
+	{ "reminders handed to the outbox", { "sched_remind", "select linbat.reminder_send_due(now())" } },
 	{ "conversations past their SLA", { "sched_sla", "select linbat.sweep_sla(now())" } },
 	{ "stray early statuses dropped", { "sched_early", "select linbat.status_early_sweep('1 day')" } },
 };

@@ -2,7 +2,9 @@
  * scheduler.h: linbatd's periodic chores. On a timer (the [scheduler]
  * interval) it runs a fixed list of SQL chores, one after the other: plan
  * the reminders that are due (linbat.plan_reminders, which takes an advisory
- * lock so that several linbatd processes plan once), move conversations past
+ * lock so that several linbatd processes plan once), hand the planned
+ * reminders whose time has come to the outbox as messages, a batch a round
+ * (linbat.reminder_send_due, the same way), move conversations past
  * their SLA (linbat.sweep_sla), drop stray early statuses. The chores are
  * SQL functions; the scheduler only calls them and logs what they did.
  */

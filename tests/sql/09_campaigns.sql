@@ -4,7 +4,7 @@
 -- halfway through planning, a filing between two offsets, the advisory lock,
 -- stats, imports and the keywords.
 begin;
-select plan(52);
+select plan(69);
 
 create function pg_temp.connect(p_name text) returns text language sql
 as $$ select dblink_connect(p_name, format('host=%s port=%s dbname=%s user=%s',
@@ -103,6 +103,17 @@ select results_eq($$select * from pg_temp.planned('2026-01-01 10:00+08')$$,
 select is((select r.deadline from linbat.reminder r where r.created_at = '2026-01-01 10:00+08' limit 1),
 	'2026-01-15'::date, 'the deadline is in the next year');
 
+-- Planning writes reminders; their messages are made when they are due -----------------------
+select is((select count(*)::integer from linbat.reminder where message_id is not null), 0,
+	'planning makes no message');
+select is((select string_agg(r.channel || ' ' || r.instance || ' ' || r.send_at::text, ', ' order by r.channel)
+	from linbat.reminder r where r.created_at = '2026-01-01 10:00+08'),
+	'email mail1 2026-01-01 02:00:00+00, sms sms1 2026-01-01 02:00:00+00, whatsapp wa1 2026-01-01 02:00:00+00',
+	'a reminder carries its channel instance and the time it may leave');
+select is(linbat.reminder_send_due('2026-01-01 10:00+08'), 6,
+	'then the due ones become messages: those of 9 July 2025 and of today, not those of April');
+select is(linbat.reminder_send_due('2026-01-01 10:05+08'), 0, 'each once');
+
 -- What the messages carry ---------------------------------------------------------------
 select is((select m.template from linbat.reminder r join linbat.message m on m.id = r.message_id
 	join linbat.investor i on i.id = r.investor_id
@@ -120,6 +131,8 @@ select ok((select bool_and(c.status = 'resolved') from linbat.reminder r join li
 
 -- 22:00 WITA: it waits for the window -------------------------------------------------------
 select is(linbat.plan_reminders('2026-01-08 22:00+08'), 3, 'a reminder day seen at 22:00 still plans');
+select is(linbat.reminder_send_due('2026-01-08 23:59+08'), 0, 'nothing of it leaves that night');
+select is(linbat.reminder_send_due('2026-01-09 09:00+08'), 3, 'it leaves when the window opens');
 select ok((select bool_and(m.next_attempt_at = '2026-01-09 09:00+08') from linbat.reminder r
 	join linbat.message m on m.id = r.message_id where r.created_at = '2026-01-08 22:00+08'),
 	'and its messages leave when the window opens the next morning');
@@ -141,14 +154,30 @@ as $$ begin
 	if new.channel_instance = 'mail1' then raise exception 'crash'; end if;
 	return new;
 end $$;
-create trigger crash before insert on linbat.message for each row execute function pg_temp.crash();
+create function pg_temp.crash_reminder() returns trigger language plpgsql
+as $$ begin
+	if new.channel = 'email' then raise exception 'crash'; end if;
+	return new;
+end $$;
+create trigger crash before insert on linbat.reminder for each row execute function pg_temp.crash_reminder();
 select throws_ok($$select linbat.plan_reminders('2026-01-14 10:00+08')$$, 'P0001', 'crash',
 	'planning dies after some rows are written');
 select is((select count(*)::integer from linbat.reminder where offset_days = -1 and period = '2025-Q4'), 0,
 	'and leaves nothing behind');
-drop trigger crash on linbat.message;
+drop trigger crash on linbat.reminder;
 select is(linbat.plan_reminders('2026-01-14 10:00+08'), 2, 'planning again plans them');
 select is(linbat.plan_reminders('2026-01-14 11:00+08'), 0, 'once');
+create trigger crash before insert on linbat.message for each row execute function pg_temp.crash();
+select throws_ok($$select linbat.reminder_send_due('2026-01-14 11:00+08')$$, 'P0001', 'crash',
+	'making the messages dies halfway');
+select is((select count(*)::integer from linbat.reminder where message_id is null
+	and send_at <= '2026-01-14 11:00+08'), 4,
+	'and leaves the due reminders waiting');
+drop trigger crash on linbat.message;
+select is(linbat.reminder_send_due('2026-01-14 11:00+08'), 4, 'the next round sends those of 12 and 14 January');
+select is(linbat.reminder_send_due('2026-01-14 11:00+08'), 0, 'once');
+select is((select count(*)::integer from linbat.message m join linbat.reminder r on r.message_id = m.id), 13,
+	'one message per reminder sent');
 select is((select count(*)::integer from (select 1 from linbat.reminder
 	group by campaign_id, investor_id, period, offset_days having count(*) > 1) d), 0, 'no reminder twice');
 
@@ -195,6 +224,29 @@ select linbat.ingest_inbound('wa1', 'whatsapp', '+6281100000098', 'wamid.k6', 'S
 select is((select count(*)::integer from linbat.message m join linbat.identity i on i.id = m.identity_id
 	where i.address = '+6281100000098' and m.meta ? 'keyword'), 0,
 	'from a sender linbat cannot tie to a filer, Sudah is an ordinary message');
+
+-- A reminder's campaign and investor exist, and stay (checked per statement) ---------------------
+select throws_ok($$insert into linbat.reminder (campaign_id, investor_id, period, offset_days, deadline, channel,
+		identity_id, instance, send_at, body)
+	select 1, -1, '2026-Q1', 99, '2026-04-15', 'sms', 1, 'sms1', now(), 'x'$$, '23503', null,
+	'a reminder for no investor is refused');
+select throws_ok($$insert into linbat.reminder (campaign_id, investor_id, period, offset_days, deadline, channel,
+		identity_id, instance, send_at, body)
+	select c, i.id, '2026-Q1', 99, '2026-04-15', 'sms', 1, 'sms1', now(), 'x'
+	from linbat.investor i, (values (1), (-1)) v (c) where i.nib = '9000000000001'$$, '23503', null,
+	'a reminder for no campaign is refused, whatever else the statement writes');
+select throws_ok($$update linbat.reminder set investor_id = -1 where id = (select min(id) from linbat.reminder)$$,
+	'23503', null, 'nor can a reminder be moved to no investor');
+insert into linbat.investor (nib, company_name, scale) values ('9000000000098', 'PT Diingatkan', 'besar');
+insert into linbat.reminder (campaign_id, investor_id, period, offset_days, deadline, channel, identity_id, instance,
+	send_at, body)
+select 1, id, '2026-Q1', -14, '2026-04-15', 'sms', 1, 'sms1', now(), 'x' from linbat.investor where nib = '9000000000098';
+select throws_ok($$delete from linbat.investor where nib = '9000000000098'$$, '23503', null,
+	'an investor with reminders cannot be deleted');
+select throws_ok($$delete from linbat.campaign where id = 1$$, '23503', null,
+	'nor a campaign with reminders');
+insert into linbat.investor (nib, company_name, scale) values ('9000000000099', 'PT Baru', 'besar');
+select lives_ok($$delete from linbat.investor where nib = '9000000000099'$$, 'an investor without reminders can be');
 
 select * from finish();
 rollback;

@@ -3,7 +3,7 @@
 -- so, quotes survive in the WhatsApp template's JSON); the email trigger
 -- still dresses email reminders, and only them.
 begin;
-select plan(8);
+select plan(9);
 
 select linbat.channel_register('wa1', 'whatsapp'), linbat.channel_register('sms1', 'sms'),
 	linbat.channel_register('mail1', 'email') \gset
@@ -25,6 +25,7 @@ select linbat.campaign_set_status((linbat.campaign_create('{"name": "Render", "o
 	null) ->> 'id')::bigint, 'activate', null) \gset
 
 select is(linbat.plan_reminders('2026-04-01 10:00+08'), 3, 'three investors planned');
+select is(linbat.reminder_send_due('2026-04-01 10:00+08'), 3, 'and due: their messages are made');
 select is((select m.template from linbat.message m join linbat.reminder r on r.message_id = m.id
 	join linbat.investor i on i.id = r.investor_id where i.nib = '9100000000001'),
 	jsonb_build_object('name', 'lkpm_pengingat', 'language', 'id', 'params',
