@@ -448,21 +448,22 @@ email_uid_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* A search answered; when both have, fetch the union in UID order. */
+/*
+ * A search answered; when both have, fetch the union in UID order. only_new:
+ * this is the search "UID last+1:*", which IMAP answers with the last mail
+ * even when its UID is not above last (n:* means n:last), so UIDs at or below
+ * last are dropped.
+ */
 static void
-email_poll_searched(CURL *easy, CURLcode rc, long status, const char *body, size_t len, void *arg)
+email_poll_searched(struct email_poll *p, CURLcode rc, const char *body, int only_new)
 {
-	struct email_poll *p = arg;
-	char *cmd = NULL;
 	size_t i, n = 0;
 
-	(void)status, (void)len;
-	curl_easy_getinfo(easy, CURLINFO_PRIVATE, &cmd);
 	p->searches--;
 	if (rc != CURLE_OK)
 		p->cur = -1;
 	else
-		email_poll_uids(p, body, cmd != NULL && strcmp(cmd, "new") == 0);
+		email_poll_uids(p, body, only_new);
 	if (p->searches > 0 || !email_poll_alive(p))
 		return;
 	if (p->cur < 0) {
@@ -477,6 +478,22 @@ email_poll_searched(CURL *easy, CURLcode rc, long status, const char *body, size
 	}
 	p->nuids = n;
 	email_poll_fetch_next(p);
+}
+
+/* "UID SEARCH UNSEEN" answered. (CURLOPT_PRIVATE is curlev's, so each search has its own callback.) */
+static void
+email_poll_searched_unseen(CURL *easy, CURLcode rc, long status, const char *body, size_t len, void *arg)
+{
+	(void)easy, (void)status, (void)len;
+	email_poll_searched(arg, rc, body, 0);
+}
+
+/* "UID SEARCH UID last+1:*" answered. */
+static void
+email_poll_searched_new(CURL *easy, CURLcode rc, long status, const char *body, size_t len, void *arg)
+{
+	(void)easy, (void)status, (void)len;
+	email_poll_searched(arg, rc, body, 1);
 }
 
 /* The database knows where this UIDVALIDITY stands: search. */
@@ -500,11 +517,9 @@ email_poll_begun(const PGresult *res, const char *error, const char *sqlstate, v
 	snprintf(range, sizeof range, "UID SEARCH UID %lld:*", p->last_uid + 1);
 	p->searches = 2;
 	easy = email_imap_easy(em, em->imap_mailbox, "UID SEARCH UNSEEN");
-	curl_easy_setopt(easy, CURLOPT_PRIVATE, "unseen");
-	curlev_start(em->ch->env->curl, easy, NULL, 1024 * 1024, email_poll_searched, p);
+	curlev_start(em->ch->env->curl, easy, NULL, 1024 * 1024, email_poll_searched_unseen, p);
 	easy = email_imap_easy(em, em->imap_mailbox, range);
-	curl_easy_setopt(easy, CURLOPT_PRIVATE, "new");
-	curlev_start(em->ch->env->curl, easy, NULL, 1024 * 1024, email_poll_searched, p);
+	curlev_start(em->ch->env->curl, easy, NULL, 1024 * 1024, email_poll_searched_new, p);
 }
 
 /* STATUS answered: tell the database the UIDVALIDITY (a change starts again at 0). */

@@ -41,6 +41,8 @@ void curlev_http_only(CURL *easy);
  * Start a transfer. The easy handle and headers (may be NULL) now belong to
  * curlev; the response body is collected for the callback, up to max_body
  * bytes (0: 16 MiB), past which the transfer fails with CURLE_WRITE_ERROR.
+ * CURLOPT_PRIVATE is curlev's own: a caller's value is overwritten, so what
+ * the callback needs to know goes in arg (or in which callback it is).
  */
 void curlev_start(struct curlev *, CURL *easy, struct curl_slist *headers, size_t max_body, curlev_cb, void *arg);
 /* The Retry-After of an answer (read in a curlev_cb) in seconds, at most a day; 0 if none. */

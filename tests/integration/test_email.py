@@ -228,6 +228,29 @@ def test_dovecot_restart_mid_poll_loses_nothing_and_takes_nothing_twice(start_li
     assert last == n
 
 
+def test_a_mail_taken_is_not_fetched_again_in_later_rounds(start_linbatd, db, peers):
+    """Once a mail is stored and flagged \\Seen, later rounds leave it alone.
+    IMAP reads "UID n:*" with n above the last UID as "the last mail", so the
+    search for new UIDs answers with the mail just taken: the adapter must
+    drop UIDs at or below the last one committed, not fetch (and store
+    again, as a duplicate) that mail at every poll."""
+    smtp, imap = peers
+    imap.append(mail("investor@pt-contoh.co.id", "LKPM", "Pesan", "once@pt-contoh.co.id"))
+    d = start_linbatd(extra=mail_channel(smtp.port, imap, poll_interval="100ms"))
+    assert linbat.wait_for(lambda: query(db, "select count(*) from linbat.message where direction = 'in'")[0][0]
+                           == 1, 20)
+
+    # Every round begins by telling the database the UIDVALIDITY, which
+    # stamps email_imap_state.updated_at: wait for five more rounds.
+    def stamp():
+        return query(db, "select updated_at from linbat.email_imap_state where instance = 'mail1'")[0][0]
+    seen = {stamp()}
+    assert linbat.wait_for(lambda: seen.add(stamp()) or len(seen) > 5, 20, interval=0.02), seen
+    with open(d.log_path, errors="replace") as f:
+        stored = [line for line in f if "Mail stored." in line]
+    assert len(stored) == 1, stored
+
+
 CHARSET_MAILS = {
     "latin1@x.example": (b"Content-Type: text/plain; charset=iso-8859-1\r\n"
                          b"Content-Transfer-Encoding: quoted-printable\r\n"
