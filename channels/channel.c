@@ -13,6 +13,7 @@
 #include "channel.h"
 #include "db.h"
 #include "log.h"
+#include "statuses.h"
 #include "util.h"
 
 /* The adapters; each lives in its own file of channels/. */
@@ -51,10 +52,6 @@ static const struct db_stmt channel_stmt_ingest = {
 static const struct db_stmt channel_stmt_status = {
 	"channel_status",
 	"select linbat.status_update($1, $2, $3, to_timestamp($4::float8), $5, $6)",
-};
-static const struct db_stmt channel_stmt_status_id = {
-	"channel_status_id",
-	"select linbat.status_update_by_id($1::bigint, $2, to_timestamp($3::float8), $4, $5)",
 };
 
 const struct channel_type *const *
@@ -342,12 +339,11 @@ void
 channel_batch_status_by_id(struct channel_batch *b, long long id, const char *status, long long timestamp,
     const char *error_code, const char *error_text)
 {
-	char ts[32], idbuf[32];
-	const char *params[5] = { idbuf, status, channel_epoch(timestamp, ts, sizeof ts), error_code, error_text };
+	char ts[32];
 
-	snprintf(idbuf, sizeof idbuf, "%lld", id);
 	b->pending++;
-	db_exec(b->ch->env->db, &channel_stmt_status_id, 5, params, channel_batch_status_done, b);
+	statuses_by_id(b->ch->env->db, id, status, channel_epoch(timestamp, ts, sizeof ts), error_code, error_text,
+	    channel_batch_status_done, b);
 }
 
 void

@@ -46,31 +46,6 @@ static const struct db_stmt dispatch_stmt_failed = {
 static void dispatch_record_flush(struct dispatch *);
 static void dispatch_recorded_cb(const PGresult *, const char *, const char *, void *);
 
-/* Append s to a PostgreSQL array literal being built in b; NULL is SQL NULL. */
-static void
-dispatch_array_add(struct buf *b, const char *s)
-{
-	size_t n;
-
-	if (b->len > 1)
-		buf_add(b, ",", 1);
-	if (s == NULL) {
-		buf_adds(b, "NULL");
-		return;
-	}
-	buf_add(b, "\"", 1);
-	while (*s != '\0') {
-		n = strcspn(s, "\"\\");
-		buf_add(b, s, n);
-		if (s[n] == '\0')
-			break;
-		buf_add(b, "\\", 1);
-		buf_add(b, s + n, 1);
-		s += n + 1;
-	}
-	buf_add(b, "\"", 1);
-}
-
 /* Send one record round trip: the parameters are arrays, one element per job. */
 static void
 dispatch_record_send(struct dispatch_record *r)
@@ -89,16 +64,16 @@ dispatch_record_send(struct dispatch_record *r)
 		struct dispatch_job *job = r->jobs[i];
 
 		snprintf(num, sizeof num, "%lld", job->msg.id);
-		dispatch_array_add(&a[0], num);
+		buf_add_pgarray(&a[0], num);
 		if (r->ok) {
-			dispatch_array_add(&a[1], job->provider_id[0] != '\0' ? job->provider_id : NULL);
+			buf_add_pgarray(&a[1], job->provider_id[0] != '\0' ? job->provider_id : NULL);
 			continue;
 		}
-		dispatch_array_add(&a[1], channel_fail_name(job->fail));
-		dispatch_array_add(&a[2], job->code[0] != '\0' ? job->code : NULL);
-		dispatch_array_add(&a[3], job->text[0] != '\0' ? job->text : NULL);
+		buf_add_pgarray(&a[1], channel_fail_name(job->fail));
+		buf_add_pgarray(&a[2], job->code[0] != '\0' ? job->code : NULL);
+		buf_add_pgarray(&a[3], job->text[0] != '\0' ? job->text : NULL);
 		snprintf(num, sizeof num, "%d", job->retry_after);
-		dispatch_array_add(&a[4], num);
+		buf_add_pgarray(&a[4], num);
 	}
 	for (k = 0; k < narr; k++) {
 		buf_add(&a[k], "}", 1);

@@ -166,6 +166,30 @@ buf_take(struct buf *b)
 	return p;
 }
 
+void
+buf_add_pgarray(struct buf *b, const char *s)
+{
+	size_t n;
+
+	if (b->len > 1)
+		buf_add(b, ",", 1);
+	if (s == NULL) {
+		buf_adds(b, "NULL");
+		return;
+	}
+	buf_add(b, "\"", 1);
+	while (*s != '\0') {
+		n = strcspn(s, "\"\\");
+		buf_add(b, s, n);
+		if (s[n] == '\0')
+			break;
+		buf_add(b, "\\", 1);
+		buf_add(b, s + n, 1);
+		s += n + 1;
+	}
+	buf_add(b, "\"", 1);
+}
+
 char *
 util_read_file(const char *path, size_t *len, char **cause)
 {

@@ -35,6 +35,8 @@ void buf_adds(struct buf *, const char *);
 void buf_addf(struct buf *, const char *, ...) __attribute__((format(printf, 2, 3)));
 /* Take the data (caller frees); the buffer is left empty. */
 char *buf_take(struct buf *);
+/* Append s, quoted, as an element of the PostgreSQL array literal begun with "{" in b; NULL is SQL NULL. */
+void buf_add_pgarray(struct buf *, const char *s);
 
 /* Read a whole file, NUL-terminated, its length in *len (caller frees);
  * NULL with *cause ("Cannot read PATH: REASON.") on error. */

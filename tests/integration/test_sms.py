@@ -250,6 +250,79 @@ def test_kannel_webhook_with_secret_stores_once_and_answers_empty(lone):
     assert kannel_get(d, secret=SMS_SECRET, id="k-2", **{"from": "TELKOMSEL"}).status == 400
 
 
+SEED_SENT = """
+with inv as (
+    insert into linbat.investor (display_name) select 'DLR ' || g from generate_series(1, %(n)s) g returning id
+), ident as (
+    insert into linbat.identity (investor_id, kind, address)
+    select id, 'sms', '+62819' || lpad(id::text, 8, '0') from inv returning id, investor_id
+), conv as (
+    insert into linbat.conversation (investor_id) select id from inv returning id, investor_id
+)
+insert into linbat.message (conversation_id, direction, identity_id, channel_instance, body, status, sent_at)
+select conv.id, 'out', ident.id, 'sms1', 'Pengingat LKPM', 'sent', now()
+from conv join ident using (investor_id)
+returning id
+"""
+
+
+def test_kannel_dlrs_go_in_batches_and_a_refused_batch_fails_only_its_bad_row(start_linbatd, tmp_path, db):
+    """DLRs that come while earlier ones are in the database go in one statement
+    (channels/statuses.c). Rows A and B are held by a transaction here, so their
+    DLRs keep both batch slots busy; C, D and E then wait and go together. D's
+    update is refused by a trigger (a data error): the batch is tried row by row,
+    so C and E are recorded, D is rejected, and every DLR is answered 200."""
+    k = kn.Kannel(str(tmp_path))
+    d = start_linbatd(extra={"daemon": {"log_level": "debug"}, "channel sms1": sms_section(k)})
+    database = Db(db)
+    ids = sorted(r[0] for r in database.q(SEED_SENT, {"n": 5}))
+    a, b, c, bad, e = ids
+    database.q("create function public.test_refuse_row() returns trigger language plpgsql as $$ "
+               "begin raise exception using errcode = '22023', message = 'refused by the test'; end $$")
+    database.q("create trigger test_refuse_row before update on linbat.message for each row "
+               "when (new.id = %d and new.status = 'delivered') execute function public.test_refuse_row()" % bad)
+    holder = psycopg2.connect(db)
+    with holder.cursor() as cur:
+        cur.execute("select 1 from linbat.message where id in (%s, %s) for update", (a, b))
+    answers = {}
+
+    def dlr(mid):
+        q = urllib.parse.urlencode({"secret": SMS_SECRET, "id": mid, "type": 1})
+        answers[mid] = d.get("/webhooks/sms1/dlr?" + q, timeout=60)
+
+    def waiting():
+        return database.one("select count(*) from pg_stat_activity where wait_event_type = 'Lock' "
+                            "and query like '%status_update_by_id%'")[0]
+
+    def received(mids):
+        with open(d.log_path) as f:
+            log = f.read()
+        return all("DLR received. channel=sms1 id=%d type=1" % mid in log for mid in mids)
+
+    threads = []
+    for mid, blocked in ((a, 1), (b, 2)):
+        threads.append(threading.Thread(target=dlr, args=(mid,)))
+        threads[-1].start()
+        assert linbat.wait_for(lambda: waiting() >= blocked, 20), "the DLR of %d never waited for its row" % mid
+    for mid in (c, bad, e):
+        threads.append(threading.Thread(target=dlr, args=(mid,)))
+        threads[-1].start()
+    # all three are in linbatd, queued behind the two batches that wait
+    assert linbat.wait_for(lambda: received((c, bad, e)), 20), d.log_tail()
+    assert waiting() == 2 and not answers
+    holder.commit()
+    holder.close()
+    for t in threads:
+        t.join(60)
+    assert {mid: (r.status, r.body) for mid, r in answers.items()} == {mid: (200, b"") for mid in ids}
+    assert dict(database.q("select id, status from linbat.message where id = any(%s)", (ids,))) == {
+        a: "delivered", b: "delivered", c: "delivered", bad: "sent", e: "delivered"}
+    with open(d.log_path) as f:
+        rejected = [ln for ln in f if "Rejected what a webhook carried" in ln]
+    assert len(rejected) == 1 and "refused by the test" in rejected[0], rejected
+    database.conn.close()
+
+
 def test_kannel_post_url_takes_the_text_from_the_body(lone):
     d, database = lone
     q = urllib.parse.urlencode({"secret": SMS_SECRET, "id": "k-post"})
