@@ -4,7 +4,7 @@
 -- halfway through planning, a filing between two offsets, the advisory lock,
 -- stats, imports and the keywords.
 begin;
-select plan(69);
+select plan(71);
 
 create function pg_temp.connect(p_name text) returns text language sql
 as $$ select dblink_connect(p_name, format('host=%s port=%s dbname=%s user=%s',
@@ -75,6 +75,16 @@ select dblink_exec('other', 'begin');
 select * from dblink('other', 'select pg_advisory_xact_lock(hashtextextended(''linbat.plan_reminders'', 0))::text')
 	as t (x text) \gset
 select is(linbat.plan_reminders('2025-07-09 10:00+08'), 0, 'a planner that finds the lock taken steps aside');
+-- while a planner holds its lock, a delete of an investor with a NIB waits
+-- for it; one without (ingest's race) does not
+insert into linbat.investor (nib, company_name, scale) values ('9000000000097', 'PT Hapus', 'besar');
+insert into linbat.investor (company_name, scale) values ('PT Tanpa NIB', 'besar');
+set local lock_timeout = '300ms';
+select throws_ok($$delete from linbat.investor where nib = '9000000000097'$$, '55P03', null,
+	'deleting an investor with a NIB waits for the planner');
+select lives_ok($$delete from linbat.investor where company_name = 'PT Tanpa NIB'$$,
+	'deleting one without a NIB does not');
+set local lock_timeout = 0;
 select dblink_exec('other', 'rollback');
 select dblink_disconnect('other');
 
