@@ -4,7 +4,7 @@
 -- halfway through planning, a filing between two offsets, the advisory lock,
 -- stats, imports and the keywords.
 begin;
-select plan(71);
+select plan(82);
 
 create function pg_temp.connect(p_name text) returns text language sql
 as $$ select dblink_connect(p_name, format('host=%s port=%s dbname=%s user=%s',
@@ -191,9 +191,59 @@ select is((select count(*)::integer from linbat.message m join linbat.reminder r
 select is((select count(*)::integer from (select 1 from linbat.reminder
 	group by campaign_id, investor_id, period, offset_days having count(*) > 1) d), 0, 'no reminder twice');
 
+-- A reminder whose identity is gone, or who filed, is not sent -----------------------------------
+insert into linbat.investor (nib, company_name, scale) values ('9000000000087', 'PT Pindah', 'besar'),
+	('9000000000086', 'PT Lapor', 'besar'), ('9000000000085', 'PT Berhenti', 'besar');
+insert into linbat.identity (investor_id, kind, address)
+select id, 'sms', '+62811000000' || right(nib, 2) from linbat.investor where nib in ('9000000000087', '9000000000086', '9000000000085');
+insert into linbat.reminder (campaign_id, investor_id, period, offset_days, deadline, channel, identity_id, instance, send_at)
+select 1, i.id, '2026-Q1', -14, '2026-04-15', 'sms', d.id, 'sms1', '2026-04-01 09:00+08'
+from linbat.investor i join linbat.identity d on d.investor_id = i.id where i.nib in ('9000000000087', '9000000000086', '9000000000085');
+delete from linbat.identity where address = '+6281100000087';
+update linbat.identity set opted_out_at = '2026-04-01 08:30+08' where address = '+6281100000085';
+select is(linbat.filing_mark((select id from linbat.investor where nib = '9000000000086'), '2026-Q1', 'terkirim',
+	'2026-04-01 08:00+08', null) ->> 'status', 'terkirim', 'one files before the reminder leaves');
+select is(linbat.reminder_send_due('2026-04-01 10:00+08'), 0,
+	'a reminder whose identity was merged away or has opted out, or whose investor has filed, makes no message');
+select is((select string_agg(i.nib || ' ' || r.skipped, ', ' order by i.nib) from linbat.reminder r
+	join linbat.investor i on i.id = r.investor_id where i.nib in ('9000000000087', '9000000000086', '9000000000085')),
+	'9000000000085 identity, 9000000000086 filed, 9000000000087 identity', 'each is marked skipped, with why');
+select is(linbat.reminder_send_due('2026-04-01 10:05+08'), 0, 'and stays so');
+
+-- Paused, a campaign holds its due reminders; archived, they are skipped; a text is the day's ----------
+select linbat.campaign_create('{"name": "Tahan", "offsets": [-7], "window": {"start": "09:00", "end": "16:00"},
+	"texts": {"default": {"id": "{{company_name}}: {{days_left}} hari lagi",
+		"en": "{{company_name}}: {{days_left}} days left"}}}', null) ->> 'id' as c2 \gset
+select linbat.campaign_set_status(:c2, 'activate', null) ->> 'status' as _ \gset
+-- planned at 22:00 on 8 April, seven days before the deadline, held for the window
+insert into linbat.reminder (campaign_id, investor_id, period, offset_days, deadline, channel, identity_id, instance,
+	send_at, created_at)
+select :c2, i.id, '2026-Q1', v.off, '2026-04-15', 'sms', d.id, 'sms1', '2026-04-09 09:00+08', '2026-04-08 22:00+08'
+from linbat.investor i join linbat.identity d on d.investor_id = i.id and d.kind = 'sms', (values (-7), (-8)) v (off)
+where i.nib = '9000000000002';
+select linbat.campaign_set_status(:c2, 'pause', null) ->> 'status' as _ \gset
+select is(linbat.reminder_send_due('2026-04-09 10:00+08'), 0, 'a paused campaign''s reminders do not leave');
+select is((select count(*)::integer from linbat.reminder where campaign_id = :c2 and skipped is null
+	and message_id is null), 2, 'they wait, not skipped');
+select linbat.campaign_set_status(:c2, 'resume', null) ->> 'status' as _ \gset
+select is(linbat.reminder_send_due('2026-04-09 10:00+08', 1), 1, 'resumed, they leave (one per round here)');
+select is(linbat.reminder_send_due('2026-04-09 10:00+08'), 1, 'and the next');
+select is((select m.body from linbat.reminder r join linbat.message m on m.id = r.message_id
+	where r.campaign_id = :c2 and r.offset_days = -7), 'CV Kecil Dua: 6 days left',
+	'the text is rendered when it leaves: 6 days are left on 9 April, not the 7 of when it was planned');
+insert into linbat.reminder (campaign_id, investor_id, period, offset_days, deadline, channel, identity_id, instance,
+	send_at)
+select :c2, i.id, '2026-Q1', -5, '2026-04-15', 'sms', d.id, 'sms1', '2026-04-10 09:00+08'
+from linbat.investor i join linbat.identity d on d.investor_id = i.id and d.kind = 'sms' where i.nib = '9000000000002';
+select linbat.campaign_set_status(:c2, 'archive', null) ->> 'status' as _ \gset
+select is(linbat.reminder_send_due('2026-04-10 10:00+08'), 0, 'an archived campaign''s reminders do not leave');
+select is((select skipped from linbat.reminder where campaign_id = :c2 and offset_days = -5), 'campaign',
+	'they are skipped');
+
 -- Preview and stats -----------------------------------------------------------------------------
-select is((select count(*)::integer from linbat.campaign_preview(1, '2026-07-01', 18) where offset_days = -14), 3,
-	'preview lists who would hear on 1 July 2026');
+select is((select string_agg(nib, ' ' order by nib) from linbat.campaign_preview(1, '2026-07-01', 18)
+	where offset_days = -14), '9000000000001 9000000000002 9000000000005 9000000000086',
+	'preview lists who would hear on 1 July 2026 (who filed 2026-Q1 has 2026-Q2 to file)');
 update linbat.message m set status = 'delivered', delivered_at = now() from linbat.reminder r
 where r.message_id = m.id and r.channel = 'email';
 select is(linbat.campaign_stats(1) -> 'stats' -> 0 ->> 'channel', 'email', 'stats per period and channel');
@@ -237,20 +287,20 @@ select is((select count(*)::integer from linbat.message m join linbat.identity i
 
 -- A reminder's campaign and investor exist, and stay (checked per statement) ---------------------
 select throws_ok($$insert into linbat.reminder (campaign_id, investor_id, period, offset_days, deadline, channel,
-		identity_id, instance, send_at, body)
-	select 1, -1, '2026-Q1', 99, '2026-04-15', 'sms', 1, 'sms1', now(), 'x'$$, '23503', null,
+		identity_id, instance, send_at)
+	select 1, -1, '2026-Q1', 99, '2026-04-15', 'sms', 1, 'sms1', now()$$, '23503', null,
 	'a reminder for no investor is refused');
 select throws_ok($$insert into linbat.reminder (campaign_id, investor_id, period, offset_days, deadline, channel,
-		identity_id, instance, send_at, body)
-	select c, i.id, '2026-Q1', 99, '2026-04-15', 'sms', 1, 'sms1', now(), 'x'
+		identity_id, instance, send_at)
+	select c, i.id, '2026-Q1', 99, '2026-04-15', 'sms', 1, 'sms1', now()
 	from linbat.investor i, (values (1), (-1)) v (c) where i.nib = '9000000000001'$$, '23503', null,
 	'a reminder for no campaign is refused, whatever else the statement writes');
-select throws_ok($$update linbat.reminder set investor_id = -1 where id = (select min(id) from linbat.reminder)$$,
+select throws_ok($$update linbat.reminder set investor_id = -1 where investor_id = (select min(investor_id) from linbat.reminder)$$,
 	'23503', null, 'nor can a reminder be moved to no investor');
 insert into linbat.investor (nib, company_name, scale) values ('9000000000098', 'PT Diingatkan', 'besar');
 insert into linbat.reminder (campaign_id, investor_id, period, offset_days, deadline, channel, identity_id, instance,
-	send_at, body)
-select 1, id, '2026-Q1', -14, '2026-04-15', 'sms', 1, 'sms1', now(), 'x' from linbat.investor where nib = '9000000000098';
+	send_at)
+select 1, id, '2026-Q1', -14, '2026-04-15', 'sms', 1, 'sms1', now() from linbat.investor where nib = '9000000000098';
 select throws_ok($$delete from linbat.investor where nib = '9000000000098'$$, '23503', null,
 	'an investor with reminders cannot be deleted');
 select throws_ok($$delete from linbat.campaign where id = 1$$, '23503', null,
