@@ -225,45 +225,12 @@ begin
 end
 $$;
 
--- 0022's reference check, but for rows of plan_reminders (see above).
-create or replace function linbat.reminder_refs_check()
-returns trigger
-language plpgsql
-as $$
-declare
-	v_bad record;
-begin
-	if tg_level = 'STATEMENT' and current_setting('linbat.reminder_refs', true) = 'planner' then
-		return null;
-	end if;
-	perform pg_advisory_xact_lock(hashtextextended('linbat.plan_reminders', 0));
-	if tg_level = 'ROW' then
-		select new.campaign_id, new.investor_id,
-			not exists (select 1 from linbat.campaign c where c.id = new.campaign_id) as no_campaign
-		into v_bad
-		where not exists (select 1 from linbat.investor i where i.id = new.investor_id)
-			or not exists (select 1 from linbat.campaign c where c.id = new.campaign_id);
-	else
-		select n.campaign_id, n.investor_id,
-			not exists (select 1 from linbat.campaign c where c.id = n.campaign_id) as no_campaign
-		into v_bad
-		from new_rows n
-		where not exists (select 1 from linbat.investor i where i.id = n.investor_id)
-			or not exists (select 1 from linbat.campaign c where c.id = n.campaign_id)
-		limit 1;
-	end if;
-	if found then
-		raise exception using errcode = '23503',
-			message = case when v_bad.no_campaign
-				then 'insert or update on table "reminder" violates foreign key constraint "reminder_campaign_id_fkey"'
-				else 'insert or update on table "reminder" violates foreign key constraint "reminder_investor_id_fkey"' end,
-			detail = case when v_bad.no_campaign
-				then format('Key (campaign_id)=(%s) is not present in table "campaign".', v_bad.campaign_id)
-				else format('Key (investor_id)=(%s) is not present in table "investor".', v_bad.investor_id) end;
-	end if;
-	return null;
-end
-$$;
+-- 0022's reference check, but not for the rows of plan_reminders (see above).
+drop trigger reminder_refs_insert on linbat.reminder;
+create trigger reminder_refs_insert after insert on linbat.reminder
+	referencing new table as new_rows for each statement
+	when (coalesce(current_setting('linbat.reminder_refs', true), '') <> 'planner')
+	execute function linbat.reminder_refs_check();
 
 -- Make the message of each reminder whose time has come (at most p_limit, the
 -- oldest first) of an active campaign, rendered now; for an investor who
