@@ -96,7 +96,12 @@ $$;
 -- has been planned already. The rules of 0012: the (campaign, scale, offset)
 -- groups whose deadline is today minus the offset; investors of the scale,
 -- with a NIB, not exempt, in the audience, not filed; the preferred kind if
--- usable, then the fallback order, then the oldest identity of a kind.
+-- usable, then the fallback order, then the oldest identity of a kind. A kind
+-- is usable if it has a channel instance and the campaign a text for it in
+-- the investor's language (or a WhatsApp template): before, a campaign with
+-- texts for SMS only planned WhatsApp reminders with no text, which 0022's
+-- check refused, failing the whole plan (a campaign's texts never change
+-- after it is made, so the plan's choice holds at hand-over).
 create function linbat.reminder_targets(p_now timestamptz, p_campaign bigint)
 returns table (campaign_id bigint, investor_id bigint, period text, offset_days integer,
 	deadline date, channel text, identity_id bigint, instance text, send_at timestamptz,
@@ -110,7 +115,14 @@ as $$
 		-- investors are matched against
 		select c.id as campaign_id, c.kbli_prefixes, c.districts,
 			linbat.window_next(p_now, c.window_start, c.window_end) as send_at,
-			s.scale, o.off, nd.period, nd.deadline
+			s.scale, o.off, nd.period, nd.deadline,
+			-- the kinds the campaign has something to say on, per language
+			linbat.campaign_text(c.texts, 'whatsapp', 'id') is not null or c.wa_template_name is not null as wa_id,
+			linbat.campaign_text(c.texts, 'whatsapp', 'en') is not null or c.wa_template_name is not null as wa_en,
+			linbat.campaign_text(c.texts, 'sms', 'id') is not null as sms_id,
+			linbat.campaign_text(c.texts, 'sms', 'en') is not null as sms_en,
+			linbat.campaign_text(c.texts, 'email', 'id') is not null as em_id,
+			linbat.campaign_text(c.texts, 'email', 'en') is not null as em_en
 		from linbat.campaign c, today,
 			unnest(case when cardinality(c.scales) = 0 then array['kecil', 'menengah', 'besar']
 				else c.scales end) as s (scale),
@@ -139,14 +151,17 @@ as $$
 		select due.campaign_id, due.off, due.period, due.deadline, due.send_at, i.id as investor_id,
 			i.language,
 			least(
-				case when (select inst.wa from inst) is not null then ((('whatsapp' is distinct from
+				case when (select inst.wa from inst) is not null
+					and case i.language when 'en' then due.wa_en else due.wa_id end then ((('whatsapp' is distinct from
 					coalesce(i.preferred_channel, i.fallback_order[1]))::integer * 100
 					+ coalesce(array_position(i.fallback_order, 'whatsapp'), 99))::bigint << 42) | ids.wa end,
-				case when (select inst.sms from inst) is not null then ((('sms' is distinct from
+				case when (select inst.sms from inst) is not null
+					and case i.language when 'en' then due.sms_en else due.sms_id end then ((('sms' is distinct from
 					coalesce(i.preferred_channel, i.fallback_order[1]))::integer * 100
 					+ coalesce(array_position(i.fallback_order, 'sms'), 99))::bigint << 42)
 					| (1::bigint << 40) | ids.sms end,
-				case when (select inst.em from inst) is not null then ((('email' is distinct from
+				case when (select inst.em from inst) is not null
+					and case i.language when 'en' then due.em_en else due.em_id end then ((('email' is distinct from
 					coalesce(i.preferred_channel, i.fallback_order[1]))::integer * 100
 					+ coalesce(array_position(i.fallback_order, 'email'), 99))::bigint << 42)
 					| (2::bigint << 40) | ids.em end) as k

@@ -3,7 +3,7 @@
 -- so, quotes survive in the WhatsApp template's JSON); the email trigger
 -- still dresses email reminders, and only them.
 begin;
-select plan(9);
+select plan(10);
 
 select linbat.channel_register('wa1', 'whatsapp'), linbat.channel_register('sms1', 'sms'),
 	linbat.channel_register('mail1', 'email') \gset
@@ -51,6 +51,18 @@ select is(linbat.text_array_ok(array['01111', '01111'], '^[0-9]{5}$') or linbat.
 	or linbat.text_array_ok(array[null], '.*') or not linbat.text_array_ok(null, 'x')
 	or not linbat.text_array_ok('{}', 'x') or not linbat.text_array_ok(array['a', 'b'], '^[a-z]$'), false,
 	'text_array_ok: duplicates, mismatches and nulls refused; null, empty and good arrays pass');
+
+-- A campaign with texts for SMS only: who would hear on WhatsApp or email hears by SMS, who has no
+-- SMS nothing (before: a WhatsApp reminder with no text, which failed the plan)
+select linbat.campaign_set_status((:'campaign_set_status'::jsonb ->> 'id')::bigint, 'archive', null) is not null as _ \gset
+select linbat.campaign_set_status((linbat.campaign_create('{"name": "SMS saja", "offsets": [-14],
+	"window": {"start": "00:00", "end": "24:00"}, "texts": {"sms": {"id": "Yth. {{company_name}}"}}}',
+	null) ->> 'id')::bigint, 'activate', null) ->> 'id' as sms_only \gset
+select linbat.plan_reminders('2026-04-01 10:00+08') as _ \gset
+select is((select string_agg(i.nib || ' ' || r.channel, ', ' order by i.nib) from linbat.reminder r
+	join linbat.investor i on i.id = r.investor_id where r.campaign_id = :sms_only),
+	'9100000000001 sms, 9100000000002 sms, 9100000000003 sms',
+	'a kind the campaign has no text for is not chosen: the next in the fallback order is');
 
 select * from finish();
 rollback;
