@@ -110,32 +110,31 @@ language sql stable
 as $$
 	with today as materialized (
 		select (p_now at time zone 'Asia/Makassar')::date as d
-	), due as materialized (
-		-- the (campaign, scale, offset) groups, with what of the campaign the
-		-- investors are matched against
-		select c.id as campaign_id, c.kbli_prefixes, c.districts,
-			linbat.window_next(p_now, c.window_start, c.window_end) as send_at,
-			s.scale, o.off, nd.period, nd.deadline,
-			-- the kinds the campaign has something to say on, per language
-			linbat.campaign_text(c.texts, 'whatsapp', 'id') is not null or c.wa_template_name is not null as wa_id,
-			linbat.campaign_text(c.texts, 'whatsapp', 'en') is not null or c.wa_template_name is not null as wa_en,
-			linbat.campaign_text(c.texts, 'sms', 'id') is not null as sms_id,
-			linbat.campaign_text(c.texts, 'sms', 'en') is not null as sms_en,
-			linbat.campaign_text(c.texts, 'email', 'id') is not null as em_id,
-			linbat.campaign_text(c.texts, 'email', 'en') is not null as em_en
-		from linbat.campaign c, today,
-			unnest(case when cardinality(c.scales) = 0 then array['kecil', 'menengah', 'besar']
-				else c.scales end) as s (scale),
-			unnest(c.offsets) as o (off),
-			lateral linbat.lkpm_next_deadline(s.scale, today.d - o.off) nd
-		where ((p_campaign is null and c.status = 'active') or c.id = p_campaign)
-			and nd.deadline = today.d - o.off
 	), inst as materialized (
 		-- the instance of each kind; a kind with none is not usable
 		select min(ci.name) filter (where ci.kind = 'whatsapp') as wa,
 			min(ci.name) filter (where ci.kind = 'sms') as sms,
 			min(ci.name) filter (where ci.kind = 'email') as em
 		from linbat.channel_instance ci
+	), due as materialized (
+		-- the (campaign, scale, offset) groups, per language, with what of
+		-- the campaign the investors are matched against, and the kinds it
+		-- can use for that language: an instance, and a text (or for
+		-- WhatsApp a template)
+		select c.id as campaign_id, c.kbli_prefixes, c.districts,
+			linbat.window_next(p_now, c.window_start, c.window_end) as send_at,
+			s.scale, o.off, nd.period, nd.deadline, l.language,
+			inst.wa is not null and (linbat.campaign_text(c.texts, 'whatsapp', l.language) is not null
+				or c.wa_template_name is not null) as wa_ok,
+			inst.sms is not null and linbat.campaign_text(c.texts, 'sms', l.language) is not null as sms_ok,
+			inst.em is not null and linbat.campaign_text(c.texts, 'email', l.language) is not null as em_ok
+		from linbat.campaign c, today, inst, (values ('id'), ('en')) l (language),
+			unnest(case when cardinality(c.scales) = 0 then array['kecil', 'menengah', 'besar']
+				else c.scales end) as s (scale),
+			unnest(c.offsets) as o (off),
+			lateral linbat.lkpm_next_deadline(s.scale, today.d - o.off) nd
+		where ((p_campaign is null and c.status = 'active') or c.id = p_campaign)
+			and nd.deadline = today.d - o.off
 	), ids as (
 		-- the oldest identity of each kind that may be written to
 		select id.investor_id,
@@ -147,32 +146,33 @@ as $$
 		group by id.investor_id
 	), pick as (
 		-- per investor the least of three keys that sort the kinds by
-		-- preference (bits 42 on), carry the kind (bits 40-41) and the identity
+		-- preference (bits 42 on), carry the kind (bits 40-41) and the
+		-- identity; offset 0 keeps the key computed once, not again in the
+		-- filter on it
 		select due.campaign_id, due.off, due.period, due.deadline, due.send_at, i.id as investor_id,
 			i.language,
 			least(
-				case when (select inst.wa from inst) is not null
-					and case i.language when 'en' then due.wa_en else due.wa_id end then ((('whatsapp' is distinct from
+				case when due.wa_ok then ((('whatsapp' is distinct from
 					coalesce(i.preferred_channel, i.fallback_order[1]))::integer * 100
 					+ coalesce(array_position(i.fallback_order, 'whatsapp'), 99))::bigint << 42) | ids.wa end,
-				case when (select inst.sms from inst) is not null
-					and case i.language when 'en' then due.sms_en else due.sms_id end then ((('sms' is distinct from
+				case when due.sms_ok then ((('sms' is distinct from
 					coalesce(i.preferred_channel, i.fallback_order[1]))::integer * 100
 					+ coalesce(array_position(i.fallback_order, 'sms'), 99))::bigint << 42)
 					| (1::bigint << 40) | ids.sms end,
-				case when (select inst.em from inst) is not null
-					and case i.language when 'en' then due.em_en else due.em_id end then ((('email' is distinct from
+				case when due.em_ok then ((('email' is distinct from
 					coalesce(i.preferred_channel, i.fallback_order[1]))::integer * 100
 					+ coalesce(array_position(i.fallback_order, 'email'), 99))::bigint << 42)
 					| (2::bigint << 40) | ids.em end) as k
 		from due
-		join linbat.investor i on i.scale = due.scale and i.nib is not null and not i.exempt
+		join linbat.investor i on i.scale = due.scale and i.language = due.language
+			and i.nib is not null and not i.exempt
 		join ids on ids.investor_id = i.id
 		where (cardinality(due.kbli_prefixes) = 0 or exists (select 1
 				from unnest(i.kbli) k, unnest(due.kbli_prefixes) p where starts_with(k, p)))
 			and (cardinality(due.districts) = 0 or i.district = any (due.districts))
 			and not exists (select 1 from linbat.lkpm_filing f
 				where f.investor_id = i.id and f.period = due.period and linbat.lkpm_filed(f.status))
+		offset 0
 	)
 	select pick.campaign_id, pick.investor_id, pick.period, pick.off, pick.deadline,
 		(array['whatsapp', 'sms', 'email'])[(pick.k >> 40 & 3) + 1],
