@@ -83,17 +83,24 @@ emu_unlock(void)
 	pthread_mutex_unlock(&emu.lock);
 }
 
+/* Print a whole-sentence log line on stderr, from a va_list. */
+static void __attribute__((format(printf, 1, 0)))
+emu_vlog(const char *fmt, va_list ap)
+{
+	fputs("wa-emu: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 /* Print a whole-sentence log line on stderr. */
 void __attribute__((format(printf, 1, 2)))
 emu_log(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("wa-emu: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	emu_vlog(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 /* Log and exit with status 1 (start-up errors only). */
@@ -102,11 +109,9 @@ emu_fatal(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("wa-emu: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	emu_vlog(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	exit(1);
 }
 
