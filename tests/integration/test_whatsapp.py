@@ -21,6 +21,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 
@@ -627,6 +628,65 @@ def test_sigterm_lets_a_send_in_flight_finish(wa):
     assert wa.one("select status, provider_id = %s from linbat.message where id = %s",
                   (wa.sent(mid)["wamid"], mid)) == ("sent", True)
     assert "WhatsApp channel stopped. channel=wa1" in wa.log()
+
+
+def test_the_stop_deadline_with_a_send_still_waiting(start_wa):
+    """A send the Graph API holds past shutdown_timeout: linbatd gives up at
+    the deadline and exits 0, touching nothing it has freed (the aborted
+    transfer reports to the dispatcher and its record fails on the closed
+    pool); the message stays leased as sending, for the next start."""
+    wa = start_wa(sections={"daemon": {"shutdown_timeout": "300ms"}})
+    assert wa.post(text_hook()[0])[0] == 200
+    wa.emu.control("POST", "faults", {"delay_ms": 5000})
+    mid = reply(wa, "Balasan lambat")
+    assert linbat.wait_for(lambda: wa.one("select status from linbat.message where id = %s",
+                                          (mid,)) == ("sending",), 10, interval=0.02)
+    wa.d.stop(timeout=10)
+    # the reply, and the acknowledgement of the new conversation (nobody is online)
+    assert "Stopping with work still in flight. requests=0 sends=2" in wa.log()
+    assert wa.one("select status from linbat.message where id = %s", (mid,)) == ("sending",)
+
+
+def test_the_stop_deadline_with_an_ingest_still_waiting(start_wa):
+    """An ingest that waits on a lock past shutdown_timeout: linbatd gives up
+    at the deadline and exits 0, touching nothing it has freed (ASan runs
+    this too: the query's failure used to come back after the channel and
+    the HTTP server were freed); the webhook is not answered 200 (its
+    connection closes), so Meta delivers it again."""
+    wa = start_wa(sections={"daemon": {"shutdown_timeout": "300ms"}})
+    frm = "6281300000010"
+    payload, wamid = text_hook(frm=frm)
+    holder = psycopg2.connect(wa.dsn)
+    with holder.cursor() as cur:
+        cur.execute("select linbat.xact_lock('identity', linbat.identity_lock_key('whatsapp', %s))",
+                    ("+" + frm,))
+    answers = []
+
+    def post():
+        try:
+            answers.append(wa.post(payload)[0])
+        except OSError as e:
+            answers.append(repr(e))
+
+    t = threading.Thread(target=post)
+    t.start()
+    try:
+        assert linbat.wait_for(lambda: wa.one(
+            "select count(*) from pg_stat_activity where wait_event_type = 'Lock' "
+            "and query like '%%ingest_inbound%%'")[0] == 1, 20), "the ingest never waited"
+        wa.d.stop(timeout=10)
+    finally:
+        holder.rollback()
+        holder.close()
+        t.join(15)
+    assert answers and answers[0] != 200, answers
+    assert "Stopping with work still in flight. requests=1" in wa.log()
+    # PostgreSQL may still finish that ingest once the lock is free: Meta's
+    # next delivery is then a duplicate, never a second message
+    assert linbat.wait_for(lambda: wa.one(
+        "select count(*) from pg_stat_activity where query like '%%ingest_inbound%%' "
+        "and pid <> pg_backend_pid()")[0] == 0, 20)
+    assert wa.one("select count(*) <= 1 from linbat.message where provider_id = %s", (wamid,)) == (True,)
 
 
 def test_two_numbers_each_take_their_own(start_wa, emu):
