@@ -191,8 +191,10 @@ db_submit(struct db *db, struct db_query *q)
 {
 	int i;
 
-	if (db->closing)
-		log_fatal("db", "A query was submitted to a database pool being closed.");
+	if (db->closing) {
+		db_fail_later(db, q, DB_ERROR_CLOSED);
+		return;
+	}
 	if (!db_available(db)) {
 		db_fail_later(db, q, DB_ERROR_UNAVAILABLE);
 		return;
@@ -326,23 +328,53 @@ db_create(struct event_base *base, const char *conninfo, int pool_size, char **c
 	return db;
 }
 
-/* Close the pool; pending callbacks run from here. */
+/* Rounds of callbacks db_close runs before it gives up on queries submitted again. */
+#define DB_CLOSE_ROUNDS 100
+
+/*
+ * Close the pool's connections and fail every query in flight or waiting
+ * with DB_ERROR_CLOSED: their callbacks run from here, so call it while
+ * what they touch still exists. A query submitted from then on, from one of
+ * those callbacks or later, fails the same way; its callback runs here too,
+ * or from db_destroy. Leaves the pool allocated.
+ */
+void
+db_close(struct db *db)
+{
+	int i, rounds;
+
+	if (db->depth > 0)
+		log_fatal("db", "The database pool was closed from one of its callbacks.");
+	if (!db->closing) {
+		db->closing = 1;
+		for (i = 0; i < db->size; i++)
+			db_conn_free(&db->conns[i]);
+		if (db->lconn != NULL)
+			db_conn_free(db->lconn);
+		db_fail_queue(db, DB_ERROR_CLOSED);
+	}
+	for (rounds = 0; !TAILQ_EMPTY(&db->done) && rounds < DB_CLOSE_ROUNDS; rounds++)
+		db_done(-1, 0, db);
+}
+
+/* Close the pool if db_close has not, and free it. */
 void
 db_destroy(struct db *db)
 {
-	int i;
+	struct db_query *q;
+	int i, dropped = 0;
 
 	if (db == NULL)
 		return;
-	if (db->depth > 0)
-		log_fatal("db", "The database pool was destroyed from one of its callbacks.");
-	db->closing = 1;
-	for (i = 0; i < db->size; i++)
-		db_conn_free(&db->conns[i]);
-	if (db->lconn != NULL)
-		db_conn_free(db->lconn);
-	db_fail_queue(db, DB_ERROR_CLOSED);
-	db_done(-1, 0, db);
+	db_close(db);
+	/* callbacks that keep submitting again: theirs are not called */
+	while ((q = TAILQ_FIRST(&db->done)) != NULL) {
+		TAILQ_REMOVE(&db->done, q, entry);
+		db_query_free(q);
+		dropped++;
+	}
+	if (dropped > 0)
+		log_warn("db", "Dropped queries submitted again while the pool closed. count=%d", dropped);
 	for (i = 0; i < db->nlisteners; i++)
 		free(db->listeners[i].channel);
 	free(db->listeners);

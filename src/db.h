@@ -53,7 +53,7 @@ struct db_stmt {
  * SQLSTATE, or "" for the pool's own errors (DB_ERROR_*). res, error and
  * sqlstate are borrowed: they are freed when the callback returns, so copy
  * what you keep. The callback may call db_query, db_exec and db_listen, but
- * not db_destroy.
+ * not db_close or db_destroy.
  */
 typedef void (*db_cb)(const PGresult *res, const char *error, const char *sqlstate, void *arg);
 
@@ -73,10 +73,19 @@ typedef void (*db_notify_cb)(const char *channel, const char *payload, void *arg
 struct db *db_create(struct event_base *, const char *conninfo, int pool_size, char **cause);
 
 /*
- * Close every connection and free the pool. Callbacks of queries still
- * pending are called from here, with DB_ERROR_CLOSED (or the error they had
- * already met), and must not use the pool. Not to be called from a db_cb or
- * db_notify_cb: break out of the loop first.
+ * Close every connection, keeping the pool allocated. Callbacks of queries
+ * still pending are called from here, with DB_ERROR_CLOSED (or the error
+ * they had already met): call it while what they touch still exists. A
+ * query submitted from then on fails the same way, its callback called from
+ * here or from db_destroy. Not to be called from a db_cb or db_notify_cb:
+ * break out of the loop first.
+ */
+void db_close(struct db *);
+
+/*
+ * db_close if not done, then free the pool. Queries that callbacks keep
+ * submitting again while it closes (after 100 rounds) are dropped without
+ * their callbacks, with a warning. Same restrictions as db_close.
  */
 void db_destroy(struct db *);
 

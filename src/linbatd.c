@@ -348,6 +348,16 @@ linbatd_run(void)
 		event_free(sigs[i]);
 	if (linbatd_drain_timer != NULL)
 		event_free(linbatd_drain_timer);
+	/*
+	 * What the deadline left in flight ends here, while everything its
+	 * callbacks touch still exists: the queries first (a webhook still
+	 * waiting for its ingest fails, and its connection closes unanswered),
+	 * then the transfers (an aborted send's record fails on the closed pool,
+	 * so the message stays leased), and what those submitted meanwhile.
+	 */
+	db_close(srv.db);
+	curlev_destroy(srv.curl);
+	db_close(srv.db);
 	http_destroy(srv.http);
 	api_free(&srv);
 	dispatch_destroy(srv.dispatch);
@@ -355,7 +365,6 @@ linbatd_run(void)
 	for (size_t i = 0; i < srv.nchannels; i++)
 		channel_destroy(srv.channels[i]);
 	free(srv.channels);
-	curlev_destroy(srv.curl);
 	db_destroy(srv.db);
 	metrics_reset();
 	log_info("linbatd", "Stopped.");

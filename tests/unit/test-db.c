@@ -655,6 +655,48 @@ test_busy_and_destroy(void **state)
 	free(r);
 }
 
+/* A callback that submits its query again when it fails, up to 3 times in all, as a retry would. */
+struct test_retry {
+	struct db *db;
+	int calls;
+	int closed;
+};
+
+static void
+test_retry_again(const PGresult *res, const char *error, const char *sqlstate, void *arg)
+{
+	struct test_retry *t = arg;
+
+	t->calls++;
+	t->closed += error != NULL && strcmp(error, DB_ERROR_CLOSED) == 0;
+	if (error != NULL && t->calls < 3)
+		db_query(t->db, "select 1", 0, NULL, test_retry_again, t);
+}
+
+/*
+ * db_close fails the query in flight while the caller's state still exists,
+ * and a query its callback submits again fails as closed too, its callback
+ * also called from db_close, not fatal; the pool is freed by db_destroy.
+ */
+static void
+test_close_then_destroy(void **state)
+{
+	struct test_retry t = { test_pool(1), 0, 0 };
+	struct test_result r = { 0 };
+
+	db_query(t.db, "select pg_sleep(5)", 0, NULL, test_retry_again, &t);
+	test_run(&r.done, 1, 300);
+	db_close(t.db);
+	assert_int_equal(t.calls, 3);
+	assert_int_equal(t.closed, 3);
+	db_query(t.db, "select 1", 0, NULL, test_store, &r);
+	assert_int_equal(r.done, 0);
+	db_destroy(t.db);
+	assert_int_equal(r.done, 1);
+	assert_string_equal(r.error, DB_ERROR_CLOSED);
+	test_result_clear(&r);
+}
+
 /* Block the loop for 300 ms, as a blocking libpq call would. */
 static void
 test_block(evutil_socket_t fd, short what, void *arg)
@@ -909,6 +951,7 @@ main(void)
 		TEST(test_notify_later),
 		TEST(test_chain),
 		TEST(test_busy_and_destroy),
+		TEST(test_close_then_destroy),
 		TEST(test_gap_detector),
 		TEST(test_no_blocking),
 		TEST(test_timeout),
