@@ -103,7 +103,8 @@ def test_listed_in_help():
 
 def test_needs_the_database(tmp_path):
     """Without a reachable database the command fails (1), it does not guess."""
-    dsn = "host=127.0.0.1 port=%d user=postgres dbname=none connect_timeout=2" % linbat.free_port()
-    r = linbat.linbatctl("-d", dsn, "lkpm", "deadline", "--scale", "besar", "--date", "2026-01-05")
+    with linbat.refused_port() as port:
+        dsn = "host=127.0.0.1 port=%d user=postgres dbname=none connect_timeout=2" % port
+        r = linbat.linbatctl("-d", dsn, "lkpm", "deadline", "--scale", "besar", "--date", "2026-01-05")
     assert r.returncode == 1
     assert "cannot connect to PostgreSQL" in r.stderr

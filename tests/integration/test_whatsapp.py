@@ -583,10 +583,11 @@ def test_expired_token_is_told_to_the_admin_once(wa):
 
 
 def test_unreachable_graph_api_is_a_temporary_failure(start_wa, tmp_path):
-    wa = start_wa(api_base="http://127.0.0.1:%d/v21.0" % linbat.free_port())
-    assert wa.post(text_hook()[0])[0] == 200
-    mid = reply(wa, "Balasan")
-    status, _, kind, code, text, attempts = wait_status(wa, mid, ("failed",), timeout=20)
+    with linbat.refused_port() as port:
+        wa = start_wa(api_base="http://127.0.0.1:%d/v21.0" % port)
+        assert wa.post(text_hook()[0])[0] == 200
+        mid = reply(wa, "Balasan")
+        status, _, kind, code, text, attempts = wait_status(wa, mid, ("failed",), timeout=20)
     assert (kind, code) == ("temporary", "curl-7"), (kind, code, text)
     assert attempts == int(DISPATCH["max_attempts"])
 

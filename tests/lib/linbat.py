@@ -6,6 +6,7 @@ commands come from tests/lib/pg.sh, shared with tests/with-pg, so the initdb
 and pg_ctl flags live in one place. HTTP uses urllib and plain sockets only.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -63,6 +64,17 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def refused_port():
+    """A TCP port on 127.0.0.1 that refuses connections for the whole block:
+    held bound but not listening, so that nothing else can take it (a port
+    free_port returned may be taken meanwhile, even by the daemon under test
+    listening on port 0)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield s.getsockname()[1]
 
 
 def run(args, timeout=30, **kw):
