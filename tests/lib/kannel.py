@@ -236,6 +236,21 @@ class Kannel:
         """Every MT message the fake SMSC delivered so far (parts joined)."""
         return join_parts(self.lines())
 
+    def rejected(self):
+        """The texts of the MT messages bearerbox itself refused (its access
+        log's "REJECTED Send SMS" lines): it answers such a one with a DLR of
+        type 16, NACK/REJECTED."""
+        texts = []
+        try:
+            with open(os.path.join(self.dir, "access.log"), errors="replace") as f:
+                for ln in f:
+                    m = re.search(r" REJECTED Send SMS .*?\[msg:(\d+):", ln)
+                    if m:
+                        texts.append(ln[m.end():m.end() + int(m.group(1))])
+        except FileNotFoundError:
+            pass
+        return texts
+
     def count_parts(self):
         """How many 'Got message' lines fakesmsc printed (cheap; for benchmarks)."""
         try:
