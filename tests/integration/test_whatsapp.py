@@ -640,8 +640,7 @@ def test_the_stop_deadline_with_a_send_still_waiting(start_wa):
     assert wa.post(text_hook()[0])[0] == 200
     wa.emu.control("POST", "faults", {"delay_ms": 5000})
     mid = reply(wa, "Balasan lambat")
-    assert linbat.wait_for(lambda: wa.one("select status from linbat.message where id = %s",
-                                          (mid,)) == ("sending",), 10, interval=0.02)
+    wait_status(wa, mid, ("sending",), timeout=10)
     wa.d.stop(timeout=10)
     # the reply, and the acknowledgement of the new conversation (nobody is online)
     assert "Stopping with work still in flight. requests=0 sends=2" in wa.log()
